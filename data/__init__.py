@@ -1,0 +1,122 @@
+"""Dataset registry and the DataLoader wrapper (spec 1 and 8.1).
+
+`--dataset_mode NAME` picks a class from DATASETS; `create_dataset(opt)` returns an iterable
+loader of batches (dicts of stacked tensors plus lists of paths).
+
+Randomness: shuffling, the random B pick (Python `random`), crops and flips (torch) and zoom/patch
+offsets (numpy) all happen in the process that loads the item.  With --num_threads 0 that is the
+main process, seeded by the caller (util.runtime).  With workers, and --seed set, the loader owns a
+torch.Generator: it drives the shuffle and each epoch draws from it the base seed that workers
+derive their torch seed from; `seed_worker` then seeds `random` and numpy from that, so every
+epoch differs yet the whole pipeline replays bit for bit.
+"""
+import random
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from data.base_dataset import BaseDataset, check_preprocess_options
+from data.single_dataset import SingleDataset
+from data.unaligned_dataset import UnalignedDataset
+from util.errors import UserError
+
+DATASETS = {
+    'unaligned': UnalignedDataset,
+    'single': SingleDataset,
+}
+
+__all__ = ['DATASETS', 'BaseDataset', 'find_dataset_class', 'get_option_setter', 'create_dataset',
+           'CustomDatasetDataLoader', 'seed_worker']
+
+
+def find_dataset_class(name):
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UserError(f"unknown --dataset_mode '{name}'; "
+                        f"choose from: {', '.join(sorted(DATASETS))}") from None
+
+
+def get_option_setter(name):
+    """The dataset's static `modify_commandline_options(parser, is_train)`."""
+    return find_dataset_class(name).modify_commandline_options
+
+
+def create_dataset(opt):
+    """Build the dataset named by opt.dataset_mode and wrap it in a loader (spec 8.1)."""
+    return CustomDatasetDataLoader(opt)
+
+
+def seed_worker(worker_id):
+    """DataLoader worker_init_fn: seed `random` and numpy from the worker's torch seed.
+
+    torch gives each worker base_seed + worker_id, where base_seed comes from the loader's
+    generator; deriving the other two RNGs from it makes them reproducible as well.
+    """
+    worker_seed = torch.initial_seed() % 2 ** 32  # numpy accepts 32-bit seeds only
+    random.seed(worker_seed)
+    np.random.seed(worker_seed)
+
+
+class CustomDatasetDataLoader:
+    """Dataset + torch DataLoader, capped at opt.max_dataset_size samples per epoch."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        check_preprocess_options(opt)
+        self.dataset = find_dataset_class(opt.dataset_mode)(opt)
+        print(f"dataset [{type(self.dataset).__name__}] was created")
+        drop_last = bool(opt.isTrain)  # training batches are always full
+        size = len(self.dataset)
+        if size == 0:
+            raise UserError(f"the dataset is empty: {self.dataset.describe()}")
+        if drop_last and size < opt.batch_size:
+            raise UserError(f"--batch_size {opt.batch_size} is larger than the training set "
+                            f"({size} samples: {self.dataset.describe()}), so an epoch would have "
+                            f"no batches; lower --batch_size or add images")
+        generator, init_fn = None, None
+        seed = getattr(opt, 'seed', None)
+        if seed is not None:
+            generator = torch.Generator()
+            generator.manual_seed(int(seed))
+            init_fn = seed_worker
+        # Workers are not persistent: each epoch's fresh workers copy the dataset and so see the
+        # current_epoch set by set_epoch (the fine-tuning switch relies on it, Q11).
+        self.dataloader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=opt.batch_size,
+            shuffle=not opt.serial_batches,
+            num_workers=int(opt.num_threads),
+            drop_last=drop_last,
+            generator=generator,
+            worker_init_fn=init_fn,
+        )
+
+    def load_data(self):
+        return self
+
+    def set_epoch(self, epoch):
+        self.dataset.current_epoch = epoch
+
+    def __len__(self):
+        return int(min(len(self.dataset), self.opt.max_dataset_size))
+
+    def __iter__(self):
+        try:
+            for i, data in enumerate(self.dataloader):
+                if i * self.opt.batch_size >= self.opt.max_dataset_size:
+                    break
+                yield data
+        except UserError as err:
+            raise _without_worker_traceback(err) from None
+
+
+def _without_worker_traceback(err):
+    """A UserError raised inside a worker is re-raised by torch with the worker's traceback in
+    its message; recover the original one-line message so the user sees a single line."""
+    text = str(err)
+    marker = 'UserError: '
+    if text.startswith('Caught UserError') and marker in text:
+        return UserError(text.rsplit(marker, 1)[1].strip())
+    return err

@@ -1,0 +1,242 @@
+"""CUT and FastCUT (Park et al., "Contrastive Learning for Unpaired Image-to-Image Translation").
+
+Paper name -> code name:
+    G = enc + dec          netG (ResnetGenerator; the encoder is the first layers of netG.model)
+    H_l (MLP heads)        netF (PatchSampleF, one 2-layer MLP per NCE layer)
+    D                      netD (PatchGAN)
+    L_GAN (Eq. 1)          loss_G_GAN / loss_D_real, loss_D_fake
+    L_PatchNCE(G,H,X) (3)  loss_NCE
+    L_PatchNCE(G,H,Y)      loss_NCE_Y (identity term, CUT only)
+Final objective (Eq. 5): L_GAN + lambda_X * L_PatchNCE(X) + lambda_Y * L_PatchNCE(Y); CUT uses
+lambda_X = lambda_Y = 1 (implemented as 0.5 * (NCE + NCE_Y) with lambda_NCE folded in, exactly as
+the original code), FastCUT lambda_X = 10, lambda_Y = 0.
+
+CUT and FastCUT are the same class; --CUT_mode only changes option defaults.
+"""
+import numpy as np
+import torch
+
+from util.errors import UserError
+from util.util import str2bool
+
+from . import networks
+from .base_model import BaseModel
+from .losses import GANLoss, PatchNCELoss
+
+# --CUT_mode presets (spec 2.5). User flags still override these defaults.
+CUT_MODE_DEFAULTS = {
+    "cut": dict(nce_idt=True, lambda_NCE=1.0),
+    "fastcut": dict(nce_idt=False, lambda_NCE=10.0, flip_equivariance=True,
+                    n_epochs=150, n_epochs_decay=50),
+}
+CUT_MODES = ("CUT", "cut", "FastCUT", "fastcut")
+
+
+def parse_layer_list(text, option="--nce_layers"):
+    try:
+        layers = [int(part) for part in str(text).split(",") if part.strip() != ""]
+    except ValueError:
+        raise UserError(f"{option} '{text}' must be a comma-separated list of layer indices, e.g. 0,4,8,12,16") from None
+    if not layers:
+        raise UserError(f"{option} is empty; give at least one layer index, e.g. 0,4,8,12,16")
+    return layers
+
+
+class CUTModel(BaseModel):
+    """Generator + PatchGAN discriminator + MLP heads, trained with GAN and PatchNCE losses."""
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train=True):
+        parser.add_argument("--CUT_mode", type=str, default="CUT", choices=CUT_MODES,
+                            help="CUT (identity NCE, lambda_NCE 1) or FastCUT (no identity NCE, "
+                                 "lambda_NCE 10, flip equivariance, 150+50 epochs)")
+        parser.add_argument("--lambda_GAN", type=float, default=1.0, help="weight for GAN loss: GAN(G(X))")
+        parser.add_argument("--lambda_NCE", type=float, default=1.0, help="weight for NCE loss: NCE(G(X), X)")
+        parser.add_argument("--nce_idt", type=str2bool, nargs="?", const=True, default=False,
+                            help="use NCE loss for identity mapping: NCE(G(Y), Y)")
+        parser.add_argument("--nce_layers", type=str, default="0,4,8,12,16",
+                            help="compute NCE loss on which layers of the generator")
+        parser.add_argument("--nce_includes_all_negatives_from_minibatch", type=str2bool, nargs="?",
+                            const=True, default=False,
+                            help="(used for single image translation) If True, include the negatives from "
+                                 "the other samples of the minibatch when computing the contrastive loss.")
+        parser.add_argument("--netF", type=str, default="mlp_sample", choices=sorted(networks.PATCH_SAMPLERS),
+                            help="how to downsample the feature map")
+        parser.add_argument("--netF_nc", type=int, default=256)
+        parser.add_argument("--nce_T", type=float, default=0.07, help="temperature for NCE loss")
+        parser.add_argument("--num_patches", type=int, default=256, help="number of patches per layer")
+        parser.add_argument("--flip_equivariance", type=str2bool, nargs="?", const=True, default=False,
+                            help="Enforce flip-equivariance as additional regularization. "
+                                 "It's used by FastCUT, but not CUT")
+        parser.set_defaults(pool_size=0)  # no image pool in CUT
+
+        opt, _ = parser.parse_known_args()
+        parser.set_defaults(**CUT_MODE_DEFAULTS[opt.CUT_mode.lower()])
+        return parser
+
+    @classmethod
+    def validate_options(cls, opt):
+        parse_layer_list(opt.nce_layers)
+        if opt.num_patches < 1:
+            raise UserError(f"--num_patches must be at least 1 (got {opt.num_patches})")
+        if opt.nce_T <= 0:
+            raise UserError(f"--nce_T must be positive (got {opt.nce_T})")
+        if opt.netF_nc < 1:
+            raise UserError(f"--netF_nc must be a positive integer (got {opt.netF_nc})")
+        if opt.isTrain and opt.lambda_NCE > 0 and opt.input_nc != opt.output_nc:
+            raise UserError(f"PatchNCE feeds the output back into the generator, so it needs --input_nc == "
+                            f"--output_nc (got {opt.input_nc} and {opt.output_nc}); set --lambda_NCE 0 "
+                            "or make them equal")
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.loss_names = ["G_GAN", "D_real", "D_fake", "G", "NCE"]
+        self.visual_names = ["real_A", "fake_B", "real_B"]
+        self.nce_layers = parse_layer_list(opt.nce_layers)
+        if opt.nce_idt and self.isTrain:
+            self.loss_names += ["NCE_Y"]
+            self.visual_names += ["idt_B"]
+        self.model_names = ["G", "F", "D"] if self.isTrain else ["G"]
+
+        self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG,
+                                      not opt.no_dropout, opt.init_type, opt.init_gain,
+                                      opt.no_antialias, opt.no_antialias_up, self.gpu_ids)
+        num_layers = len(self.netG.model)
+        bad = [i for i in self.nce_layers if not 0 <= i < num_layers]
+        if bad:
+            raise UserError(f"--nce_layers index {bad[0]} does not exist: --netG {opt.netG} has layers "
+                            f"0..{num_layers - 1}")
+        if not self.isTrain:
+            return
+
+        self.netF = networks.define_F(opt.netF, opt.init_type, opt.init_gain, opt.netF_nc, self.gpu_ids)
+        self.netD = networks.define_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.normD,
+                                      opt.init_type, opt.init_gain, opt.no_antialias, self.gpu_ids)
+        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        self.criterionNCE = [PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
+                             for _ in self.nce_layers]
+        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.optimizer_F = None
+
+    # ------------------------------------------------------------------ initialisation
+    def data_dependent_initialize(self, data):
+        """Create the MLP heads of netF from one real batch, then their optimizer.
+
+        The heads' input widths are those of the generator features, known only after a
+        forward pass.  As in the original we run the full losses once on the first batch
+        (gradients are discarded by the first zero_grad); this also consumes the same random
+        draws (flip, patch locations) as the original, keeping seeded runs comparable.
+        Must run before setup(), so that --continue_train can load F and its optimizer exists.
+        """
+        per_gpu = data["A"].size(0) // max(len(self.gpu_ids), 1)
+        self.set_input(data)
+        self.real_A = self.real_A[:per_gpu]
+        self.real_B = self.real_B[:per_gpu]
+        self.forward()
+        if self.isTrain:
+            self.compute_D_loss().backward()
+            self.compute_G_loss().backward()
+            if self.opt.lambda_NCE > 0 and any(True for _ in self.netF.parameters()):
+                self.optimizer_F = torch.optim.Adam(self.netF.parameters(), lr=self.opt.lr,
+                                                    betas=(self.opt.beta1, self.opt.beta2))
+                self.optimizers.append(self.optimizer_F)
+
+    # ------------------------------------------------------------------ one step
+    def set_input(self, data):
+        a_to_b = self.opt.direction == "AtoB"
+        self.real_A = data["A" if a_to_b else "B"].to(self.device)
+        self.real_B = data["B" if a_to_b else "A"].to(self.device)
+        self.image_paths = data["A_paths" if a_to_b else "B_paths"]
+
+    def forward(self):
+        """fake_B = G(real_A); with the identity term, idt_B = G(real_B) in the same pass."""
+        use_idt = self.opt.nce_idt and self.isTrain
+        real = torch.cat((self.real_A, self.real_B), dim=0) if use_idt else self.real_A
+        self.flipped_for_equivariance = False
+        if self.opt.flip_equivariance:
+            # numpy's global RNG, drawn once per forward, as the original
+            self.flipped_for_equivariance = self.isTrain and (np.random.random() < 0.5)
+            if self.flipped_for_equivariance:
+                real = torch.flip(real, [3])
+        fake = self.netG(real)
+        self.fake_B = fake[:self.real_A.size(0)]
+        if use_idt:
+            self.idt_B = fake[self.real_A.size(0):]
+
+    def optimize_parameters(self):
+        """D step, then G+F step (fake_B is not recomputed in between, as the original)."""
+        self.forward()
+
+        self.set_requires_grad(self.netD, True)
+        self.optimizer_D.zero_grad()
+        self.loss_D = self.compute_D_loss()
+        self.loss_D.backward()
+        self.optimizer_D.step()
+
+        self.set_requires_grad(self.netD, False)
+        self.optimizer_G.zero_grad()
+        if self.optimizer_F is not None:
+            self.optimizer_F.zero_grad()
+        self.loss_G = self.compute_G_loss()
+        self.loss_G.backward()
+        self.optimizer_G.step()
+        if self.optimizer_F is not None:
+            self.optimizer_F.step()
+        return self.get_current_losses()
+
+    # ------------------------------------------------------------------ losses
+    def compute_D_loss(self):
+        """L_D = 0.5 * (GAN(D(G(x)), fake) + GAN(D(y), real))."""
+        pred_fake = self.netD(self.fake_B.detach())
+        self.loss_D_fake = self.criterionGAN(pred_fake, False).mean()
+        self.pred_real = self.netD(self.real_B)
+        self.loss_D_real = self.criterionGAN(self.pred_real, True).mean()
+        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+        return self.loss_D
+
+    def compute_G_loss(self):
+        """L_G = lambda_GAN * GAN(D(G(x)), real) + NCE term (Eq. 5)."""
+        if self.opt.lambda_GAN > 0.0:
+            pred_fake = self.netD(self.fake_B)
+            self.loss_G_GAN = self.criterionGAN(pred_fake, True).mean() * self.opt.lambda_GAN
+        else:
+            self.loss_G_GAN = 0.0
+
+        if self.opt.lambda_NCE > 0.0:
+            self.loss_NCE = self.calculate_NCE_loss(self.real_A, self.fake_B)
+        else:
+            self.loss_NCE = 0.0
+
+        if self.opt.nce_idt and self.opt.lambda_NCE > 0.0:
+            self.loss_NCE_Y = self.calculate_NCE_loss(self.real_B, self.idt_B)
+            nce_term = (self.loss_NCE + self.loss_NCE_Y) * 0.5
+        else:
+            self.loss_NCE_Y = 0.0
+            nce_term = self.loss_NCE
+
+        self.loss_G = self.loss_G_GAN + nce_term
+        return self.loss_G
+
+    def calculate_NCE_loss(self, src, tgt, patch_ids=None):
+        """L_PatchNCE(G, H, X) (Eq. 3): lambda_NCE * mean over layers of the mean patch loss.
+
+        Queries are features of the translated image `tgt`, keys those of the source `src`,
+        both from the generator's encoder, projected by the same MLP head at the same patch
+        locations.  `patch_ids` (one index tensor per layer) fixes the locations, for tests;
+        by default they are drawn afresh from numpy's RNG.
+        """
+        feat_q = self.netG(tgt, self.nce_layers, encode_only=True)
+        if self.opt.flip_equivariance and self.flipped_for_equivariance:
+            feat_q = [torch.flip(fq, [3]) for fq in feat_q]
+        feat_k = self.netG(src, self.nce_layers, encode_only=True)
+
+        feat_k_pool, sample_ids = self.netF(feat_k, self.opt.num_patches, patch_ids)
+        feat_q_pool, _ = self.netF(feat_q, self.opt.num_patches, sample_ids)
+
+        batch_size = src.size(0)
+        total = 0.0
+        for f_q, f_k, criterion in zip(feat_q_pool, feat_k_pool, self.criterionNCE):
+            total += (criterion(f_q, f_k, batch_size) * self.opt.lambda_NCE).mean()
+        return total / len(self.nce_layers)

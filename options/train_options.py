@@ -1,0 +1,70 @@
+"""Training options (spec 2.3)."""
+from models.losses import GAN_MODES
+from models.schedulers import LR_POLICIES
+
+from util.errors import UserError
+
+from .base_options import BaseOptions
+
+
+class TrainOptions(BaseOptions):
+    """Base options plus visdom/HTML display, saving and optimisation settings."""
+
+    is_train = True
+
+    def initialize(self, parser):
+        p = super().initialize(parser)
+        # visdom and HTML visualization
+        p.add_argument("--display_freq", type=int, default=400,
+                       help="show training results every this many samples")
+        p.add_argument("--display_ncols", type=int, default=4,
+                       help="if positive, display all images in a single visdom panel with this many columns")
+        p.add_argument("--display_id", type=int, default=None,
+                       help="visdom window id; default: use visdom only if a server answers at "
+                            "--display_server:--display_port; 0 or negative disables visdom")
+        p.add_argument("--display_server", type=str, default="http://localhost", help="visdom server")
+        p.add_argument("--display_env", type=str, default="main", help="visdom environment name")
+        p.add_argument("--display_port", type=int, default=8097, help="visdom port")
+        p.add_argument("--update_html_freq", type=int, default=1000,
+                       help="save training results to HTML every this many samples")
+        p.add_argument("--print_freq", type=int, default=100, help="print losses every this many samples")
+        p.add_argument("--no_html", action="store_true",
+                       help="do not save intermediate training results to [checkpoints_dir]/[name]/web/")
+        # saving
+        p.add_argument("--save_latest_freq", type=int, default=5000, help="save the latest model every this many samples")
+        p.add_argument("--save_epoch_freq", type=int, default=5, help="save checkpoints at the end of every this many epochs")
+        p.add_argument("--evaluation_freq", type=int, default=5000, help="evaluation freq (unused, kept for compatibility)")
+        p.add_argument("--save_by_iter", action="store_true", help="whether saves model by iteration")
+        p.add_argument("--continue_train", action="store_true", help="continue training: load the latest model")
+        p.add_argument("--epoch_count", type=int, default=1,
+                       help="the starting epoch count; models are saved by <epoch_count>, <epoch_count>+<save_latest_freq>, ...")
+        p.add_argument("--phase", type=str, default="train", help="train, val, test, etc")
+        p.add_argument("--pretrained_name", type=str, default=None,
+                       help="resume training from another checkpoint folder")
+        # optimisation
+        p.add_argument("--n_epochs", type=int, default=200, help="number of epochs with the initial learning rate")
+        p.add_argument("--n_epochs_decay", type=int, default=200, help="number of epochs to linearly decay learning rate to zero")
+        p.add_argument("--beta1", type=float, default=0.5, help="momentum term of adam")
+        p.add_argument("--beta2", type=float, default=0.999, help="momentum term of adam")
+        p.add_argument("--lr", type=float, default=0.0002, help="initial learning rate for adam")
+        p.add_argument("--gan_mode", type=str, default="lsgan", choices=GAN_MODES,
+                       help="the type of GAN objective; vanilla is the cross-entropy of the original GAN paper")
+        p.add_argument("--pool_size", type=int, default=50,
+                       help="the size of the image buffer that stores previously generated images")
+        p.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICIES, help="learning rate policy")
+        p.add_argument("--lr_decay_iters", type=int, default=50, help="multiply by a gamma every lr_decay_iters epochs")
+        return p
+
+    def validate(self, opt):
+        super().validate(opt)
+        for name in ("display_freq", "update_html_freq", "print_freq", "save_latest_freq", "save_epoch_freq"):
+            if getattr(opt, name) < 1:
+                raise UserError(f"--{name} must be a positive integer (got {getattr(opt, name)})")
+        total = opt.n_epochs + opt.n_epochs_decay
+        if opt.n_epochs < 0 or opt.n_epochs_decay < 0 or total < 1:
+            raise UserError("--n_epochs and --n_epochs_decay must be >= 0 with a positive sum "
+                            f"(got {opt.n_epochs} and {opt.n_epochs_decay})")
+        if not 1 <= opt.epoch_count <= total:
+            raise UserError(f"--epoch_count {opt.epoch_count} is outside 1..{total} (n_epochs + n_epochs_decay)")
+        if opt.lr <= 0:
+            raise UserError(f"--lr must be positive (got {opt.lr})")

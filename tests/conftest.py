@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny generated image folders in the layouts the original expects."""
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def write_images(folder, count, size, seed, mode="RGB"):
+    """Write `count` random PNG images of `size` x `size` pixels into `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    channels = 3 if mode == "RGB" else 1
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(size, size, channels), dtype=np.uint8)
+        Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(
+            os.path.join(folder, f"img_{i:03d}.png"))
+
+
+def make_unaligned(root, splits=("train", "test"), n_a=3, n_b=4, size=40):
+    for k, split in enumerate(splits):
+        write_images(os.path.join(root, split + "A"), n_a, size, seed=10 * k)
+        write_images(os.path.join(root, split + "B"), n_b, size, seed=10 * k + 1)
+    return str(root)
+
+
+@pytest.fixture
+def tiny_dataroot(tmp_path):
+    """trainA (3), trainB (4), testA (3), testB (4) images of 40x40 pixels."""
+    return make_unaligned(tmp_path / "data")
