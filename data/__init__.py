@@ -103,13 +103,20 @@ class CustomDatasetDataLoader:
         return int(min(len(self.dataset), self.opt.max_dataset_size))
 
     def __iter__(self):
+        error = None
         try:
             for i, data in enumerate(self.dataloader):
                 if i * self.opt.batch_size >= self.opt.max_dataset_size:
                     break
                 yield data
         except UserError as err:
-            raise _without_worker_traceback(err) from None
+            error = _without_worker_traceback(err)
+            # The traceback runs through torch's DataLoader frames in a reference cycle; left
+            # alone, the iterator and its workers live until the cyclic GC, whose shutdown then
+            # stalls for seconds.  Dropping it frees them now.
+            err.__traceback__ = None
+        if error is not None:
+            raise error  # outside the except block: no chaining to the worker's exception
 
 
 def _without_worker_traceback(err):

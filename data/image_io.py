@@ -36,16 +36,17 @@ def convert_image(img, channels):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     target = 'RGB' if channels == 3 else 'L'
     mode = img.mode
-    if mode == target:
-        return img
     if mode.startswith('I') or mode == 'F':
         return Image.fromarray(_to_uint8(np.asarray(img), mode)).convert(target)
-    if mode == 'P' and 'transparency' in img.info:
-        img = img.convert('RGBA')
-    elif mode in ('LA', 'PA', 'La', 'RGBa'):
+    # Alpha channels, and PNG/GIF transparency keys ('transparency' in info), are turned into
+    # RGBA so they can be composited; otherwise convert() would just drop them.
+    if mode in ('LA', 'PA', 'La', 'RGBa') or (
+            mode in ('1', 'L', 'P', 'RGB') and 'transparency' in img.info):
         img = img.convert('RGBA')
     if img.mode == 'RGBA':
         img = Image.alpha_composite(Image.new('RGBA', img.size, _WHITE), img)
+    if img.mode == target:
+        return img
     # '1' -> 0/255, P -> palette colours, CMYK/YCbCr/HSV -> RGB, RGB -> L (ITU-R 601 luma).
     return img.convert(target)
 
@@ -65,5 +66,5 @@ def _to_uint8(arr, mode):
     elif mode.startswith('I;16') or (lo >= 0 and hi <= 65535):
         scaled = arr / 257.0  # 65535 / 257 == 255 exactly
     else:
-        scaled = (arr - lo) * (255.0 / ((hi - lo) or 1.0))
+        scaled = (arr - lo) * 255.0 / ((hi - lo) or 1.0)  # multiply first: exact halves
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)

@@ -37,7 +37,6 @@ class UnalignedDataset(BaseDataset):
         self.A_size = len(self.A_paths)
         self.B_size = len(self.B_paths)
         self.nc_A, self.nc_B = domain_channels(opt)
-        self._transforms = {}  # (fine-tuning?, channels) -> transform, built on first use
 
     def __len__(self):
         # The larger domain sets the epoch length; the smaller one wraps around.
@@ -48,18 +47,14 @@ class UnalignedDataset(BaseDataset):
 
     def _transform(self, channels):
         # Fine-tuning switch (Q11): during the decay epochs (current_epoch > n_epochs) resize
-        # straight to crop_size, so resize_and_crop no longer crops (flips stay).
-        n_epochs = getattr(self.opt, 'n_epochs', None)
-        fine_tuning = bool(self.opt.isTrain and n_epochs is not None
-                           and self.current_epoch > n_epochs)
-        key = (fine_tuning, channels)
-        if key not in self._transforms:
-            opt = self.opt
-            if fine_tuning:
-                opt = copy.copy(self.opt)  # never mutate the shared options
-                opt.load_size = opt.crop_size
-            self._transforms[key] = get_transform(opt, grayscale=(channels == 1))
-        return self._transforms[key]
+        # straight to crop_size, so resize_and_crop no longer crops (flips stay).  Built per
+        # item, as the original, so the current epoch and options are always respected.
+        opt = self.opt
+        n_epochs = getattr(opt, 'n_epochs', None)
+        if opt.isTrain and n_epochs is not None and self.current_epoch > n_epochs:
+            opt = copy.copy(opt)  # never mutate the shared options
+            opt.load_size = opt.crop_size
+        return get_transform(opt, grayscale=(channels == 1))
 
     def __getitem__(self, index):
         A_path = self.A_paths[index % self.A_size]

@@ -121,11 +121,11 @@ def _layout(rng, domain, yy, xx):
 def _ground(rng, domain, size):
     """Grass (A) or savanna (B) texture, float (size, size, 3)."""
     if domain == "A":
-        base = np.array(GRASS) + rng.normal(0.0, (7.0, 9.0, 5.0))
+        base = np.array(GRASS) * rng.uniform(0.85, 1.15) + rng.normal(0.0, 3.0, 3)
         patches = 0.12 * _smooth_noise(rng, size, 4, 4)
         blades = 0.10 * _smooth_noise(rng, size, 5, max(size // 3, 4))  # vertical streaks
     else:
-        base = np.array(SAVANNA) + rng.normal(0.0, (7.0, 7.0, 6.0))
+        base = np.array(SAVANNA) * rng.uniform(0.9, 1.1) + rng.normal(0.0, 3.0, 3)
         patches = 0.08 * _smooth_noise(rng, size, 4, 4)
         blades = 0.06 * _smooth_noise(rng, size, max(size // 3, 4), 5)  # horizontal dry grass
     return base * (1.0 + patches + blades)[..., None]
@@ -133,7 +133,7 @@ def _ground(rng, domain, size):
 
 def _horse_coat(rng, size, yy):
     """Brown coat with top-lit shading, float (size, size, 3)."""
-    base = np.array(BROWN) * rng.uniform(0.8, 1.2) + rng.normal(0.0, (8.0, 5.0, 3.0))
+    base = np.array(BROWN) * rng.uniform(0.85, 1.2) + rng.normal(0.0, (6.0, 4.0, 3.0))
     shade = 1.0 + 0.2 * (0.5 - yy) + 0.06 * _smooth_noise(rng, size, 6, 6)
     return base * shade[..., None]
 
@@ -151,24 +151,43 @@ def _zebra_coat(rng, size, yy, xx):
     return coat * shade[..., None]
 
 
-def generate_image(domain, rng, size):
-    """Draw one image of `domain` ('A' or 'B').
+def _pixel_grid(size):
+    """Pixel centres in image units: (yy, xx), each (size, size)."""
+    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+    return np.meshgrid(coords, coords, indexing="ij")
 
-    Returns (rgb, mask): uint8 (size, size, 3) and bool (size, size), True on animal pixels.
-    """
+
+def _check_domain(domain):
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    # Pixel centres in image units, (size, size) each.
-    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
-    yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    masks = _layout(rng, domain, yy, xx)
+
+
+def paint_image(domain, masks, rng):
+    """Paint `domain`'s ground and one coat per animal mask: uint8 (size, size, 3).
+
+    masks: a bool (size, size) array or a list of them (later ones drawn over earlier ones).
+    Besides generate_image, this renders an ideal translation: a testA layout painted as B.
+    """
+    _check_domain(domain)
+    masks = [masks] if isinstance(masks, np.ndarray) else list(masks)
+    size = masks[0].shape[0]
+    yy, xx = _pixel_grid(size)
     img = _ground(rng, domain, size)
     for m in masks:
         coat = _horse_coat(rng, size, yy) if domain == "A" else _zebra_coat(rng, size, yy, xx)
         img[m] = coat[m]
     img += rng.normal(0.0, 3.5, img.shape)  # sensor noise
-    rgb = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    return rgb, np.logical_or.reduce(masks)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def generate_image(domain, rng, size):
+    """Draw one image of `domain` ('A' or 'B').
+
+    Returns (rgb, mask): uint8 (size, size, 3) and bool (size, size), True on animal pixels.
+    """
+    _check_domain(domain)
+    masks = _layout(rng, domain, *_pixel_grid(size))
+    return paint_image(domain, masks, rng), np.logical_or.reduce(masks)
 
 
 def generate_dataset(out, seed=0, size=64, n_train=450, n_test=50, overwrite=False,

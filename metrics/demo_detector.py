@@ -10,9 +10,10 @@ when it is close to the wedge spanned by the two rays (which also admits the oli
 colours a half-finished translation produces).  Anything far from the wedge -- brown, grey, white,
 purple -- or very dark is animal.
 
-Stripe texture.  Zebra coats are black and white: high local contrast of luminance with a nearly
-grey local mean colour.  Statistics are taken inside the animal mask only, so the background never
-leaks into an animal's texture.
+Stripe texture.  Zebra coats are black and white bands: high local contrast of luminance, a nearly
+grey local mean colour, and gradients that share one orientation (coherence of the structure
+tensor, (l1 - l2) / (l1 + l2) of its eigenvalues; near 1 for bands, near 0 for speckle).
+Statistics are taken inside the animal mask only, so the ground never leaks into the texture.
 
 All window sizes scale with the image side (the reference is 64 px), so results written by
 test.py at another --load_size are judged alike.
@@ -28,7 +29,9 @@ WEDGE_DIST = 20.0     # RGB distance from the background wedge above which a pix
 DARK_LUMA = 40.0      # luminance below which a pixel is animal (black stripes; ground is lighter)
 STRIPE_STD = 40.0     # local luminance std above which the texture is striped
 STRIPE_MAX_SAT = 0.25  # ... provided the local mean colour is this grey (HSV saturation)
+STRIPE_COHERENCE = 0.5  # ... and the contrast is oriented (stripes, not speckle noise)
 MIN_AREA = 0.003      # smallest animal, as a share of the image
+MAX_HOLE = 0.004      # larger enclosed regions are ground seen between animals, not a hole
 REF_SIDE = 64.0       # image side the pixel radii below are tuned for
 
 _RAYS = np.stack([np.array(GRASS_RGB) / np.linalg.norm(GRASS_RGB),
@@ -51,6 +54,14 @@ def _padded(op, mask, structure):
     p = structure.shape[0] // 2
     out = op(np.pad(mask, p, mode="edge"), structure=structure)
     return out[p:-p, p:-p]
+
+
+def _fill_small_holes(mask, max_area):
+    holes, n = ndi.label(ndi.binary_fill_holes(mask) & ~mask)
+    if not n:
+        return mask
+    sizes = ndi.sum_labels(np.ones_like(mask), holes, index=np.arange(1, n + 1))
+    return mask | np.concatenate([[False], sizes <= max_area])[holes]
 
 
 def luminance(rgb):
@@ -88,12 +99,12 @@ def detect_animals(rgb):
     h, w = rgb.shape[:2]
     scale = min(h, w) / REF_SIDE
     x = rgb.astype(np.float32)
-    smooth = ndi.uniform_filter(x, size=(_odd(3 * scale), _odd(3 * scale), 1))  # less noise
+    smooth = ndi.uniform_filter(x, size=(_odd(2 * scale), _odd(2 * scale), 1))  # less noise
     raw = (wedge_distance(smooth) > WEDGE_DIST) | (luminance(x) < DARK_LUMA)
     # Close the gaps between stripes, fill the body, then drop speckles and tiny components.
-    mask = _padded(ndi.binary_closing, raw, _disk(2 * scale))
-    mask = ndi.binary_fill_holes(mask)
-    mask = _padded(ndi.binary_opening, mask, _disk(1.5 * scale))
+    mask = _padded(ndi.binary_closing, raw, _disk(scale))
+    mask = _fill_small_holes(mask, MAX_HOLE * h * w)
+    mask = _padded(ndi.binary_opening, mask, _disk(scale))
     labels, n = ndi.label(mask)
     if n:
         sizes = ndi.sum_labels(mask, labels, index=np.arange(1, n + 1))
@@ -106,7 +117,8 @@ def stripe_map(rgb, animal):
     """Zebra-like texture inside `animal`: (H, W, 3), (H, W) bool -> (H, W) bool.
 
     Local statistics over a window of about one stripe period, taken over animal pixels only:
-    std of luminance (contrast) and saturation of the mean colour (black + white = grey).
+    std of luminance (contrast), saturation of the mean colour (black + white = grey) and
+    coherence of the luminance gradients (one stripe direction).
     """
     rgb = np.asarray(rgb, dtype=np.float32)
     m = np.asarray(animal, dtype=np.float32)
@@ -121,7 +133,10 @@ def stripe_map(rgb, animal):
     mean_rgb = np.stack([local_mean(rgb[..., c]) for c in range(3)], axis=-1)
     hi, lo = mean_rgb.max(axis=-1), mean_rgb.min(axis=-1)
     sat = (hi - lo) / np.maximum(hi, 1.0)
-    return animal & (std > STRIPE_STD) & (sat < STRIPE_MAX_SAT)
+    gy, gx = ndi.sobel(y, axis=0), ndi.sobel(y, axis=1)
+    jxx, jyy, jxy = local_mean(gx * gx), local_mean(gy * gy), local_mean(gx * gy)
+    coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / np.maximum(jxx + jyy, 1e-6)
+    return animal & (std > STRIPE_STD) & (sat < STRIPE_MAX_SAT) & (coherence > STRIPE_COHERENCE)
 
 
 def analyse(rgb):

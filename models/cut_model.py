@@ -83,6 +83,9 @@ class CUTModel(BaseModel):
             raise UserError(f"--nce_T must be positive (got {opt.nce_T})")
         if opt.netF_nc < 1:
             raise UserError(f"--netF_nc must be a positive integer (got {opt.netF_nc})")
+        if opt.isTrain and opt.dataset_mode == "single":
+            raise UserError("--dataset_mode single has no B images to train against; use it with test.py, "
+                            "or --dataset_mode unaligned for training")
         if opt.isTrain and opt.lambda_NCE > 0 and opt.input_nc != opt.output_nc:
             raise UserError(f"PatchNCE feeds the output back into the generator, so it needs --input_nc == "
                             f"--output_nc (got {opt.input_nc} and {opt.output_nc}); set --lambda_NCE 0 "
@@ -145,6 +148,10 @@ class CUTModel(BaseModel):
 
     # ------------------------------------------------------------------ one step
     def set_input(self, data):
+        if "B" not in data:  # a single-domain folder (--dataset_mode single), test only
+            self.real_A, self.real_B = data["A"].to(self.device), None
+            self.image_paths = data["A_paths"]
+            return
         a_to_b = self.opt.direction == "AtoB"
         self.real_A = data["A" if a_to_b else "B"].to(self.device)
         self.real_B = data["B" if a_to_b else "A"].to(self.device)

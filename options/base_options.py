@@ -114,7 +114,8 @@ class BaseOptions:
 
     def gather_options(self):
         """Base options, then the model's and the dataset's setters, then a strict parse."""
-        parser = OptionParser(self.argv, prog=os.path.basename(sys.argv[0]) or "cut")
+        # -h is added last, so that --help lists the model's and dataset's options too.
+        parser = OptionParser(self.argv, prog=os.path.basename(sys.argv[0]) or "cut", add_help=False)
         parser = self.initialize(parser)
 
         opt, _ = parser.parse_known_args()
@@ -123,6 +124,7 @@ class BaseOptions:
         opt, _ = parser.parse_known_args()  # the model may have changed dataset_mode's default
         parser = data.get_option_setter(opt.dataset_mode)(parser, self.is_train)
 
+        parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
         self.parser = parser
         return parser.parse_args()
 

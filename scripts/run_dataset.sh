@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Shared by the per-data-set scripts: run train.py or test.py with the paper's settings.
+#   run_dataset.sh ACTION MODE DATAROOT NAME_PREFIX [extra flags...]
+set -euo pipefail
+action=$1 mode=$2 dataroot=$3 prefix=$4
+shift 4
+case "$mode" in CUT|FastCUT) ;; *) echo "error: MODE must be CUT or FastCUT (got '$mode')" >&2; exit 2;; esac
+name="${prefix}_$(echo "$mode" | tr '[:upper:]' '[:lower:]')"
+case "$action" in
+    train) set -x; exec python train.py --dataroot "$dataroot" --name "$name" --CUT_mode "$mode" "$@";;
+    test)  set -x; exec python test.py --dataroot "$dataroot" --name "$name" --CUT_mode "$mode" "$@";;
+    *) echo "error: ACTION must be train or test (got '$action')" >&2; exit 2;;
+esac
