@@ -26,8 +26,8 @@ DATASETS = {
     'single': SingleDataset,
 }
 
-__all__ = ['DATASETS', 'BaseDataset', 'find_dataset_class', 'get_option_setter', 'create_dataset',
-           'CustomDatasetDataLoader', 'seed_worker']
+__all__ = ['DATASETS', 'BaseDataset', 'check_preprocess_options', 'find_dataset_class',
+           'get_option_setter', 'create_dataset', 'CustomDatasetDataLoader', 'seed_worker']
 
 
 def find_dataset_class(name):
