@@ -213,3 +213,18 @@ def test_single_folder_translation_with_test_py(tmp_path, tiny_dataroot):
     proc = run("train.py", f"--dataroot {folder} --dataset_mode single --checkpoints_dir {tmp_path}/ck {FAST}",
                tmp_path, check=False)
     assert_one_line_error(proc, "--dataset_mode single")
+
+
+def test_save_by_iter_and_continue_from_a_pretrained_name(tmp_path, tiny_dataroot):
+    train(tmp_path, tiny_dataroot, "first", "--save_by_iter --save_latest_freq 2")
+    ck = tmp_path / "ck"
+    assert (ck / "first" / "iter_2_net_G.pth").is_file() and (ck / "first" / "iter_4_net_F.pth").is_file()
+    proc = train(tmp_path, tiny_dataroot, "second",
+                 "--continue_train --pretrained_name first --epoch iter_4 --epoch_count 2 --n_epochs 2 "
+                 "--print_freq 4")
+    for net in "GFD":
+        assert f"loading the model from {ck}/first/iter_4_net_{net}.pth" in proc.stdout
+    records = [json.loads(line) for line in (ck / "second" / "loss_log.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["iters"]) for r in records] == [(2, 4)]
+    assert records[0]["lr"] == pytest.approx(0.0002)  # epoch 2 of 2 constant-LR epochs
+    assert (ck / "second" / "latest_net_G.pth").is_file()

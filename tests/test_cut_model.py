@@ -105,7 +105,7 @@ def test_cut_objective_combines_terms_as_the_paper(tmp_path):
     expected = model.loss_G_GAN + 0.5 * (model.loss_NCE + model.loss_NCE_Y)
     assert total.item() == pytest.approx(expected.item())
     d_loss = model.compute_D_loss()
-    assert float(d_loss) == pytest.approx(0.5 * float(model.loss_D_fake + model.loss_D_real))
+    assert d_loss.item() == pytest.approx(0.5 * (model.loss_D_fake + model.loss_D_real).item())
 
 
 def test_one_step_updates_G_D_and_F(tmp_path):
