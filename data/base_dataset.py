@@ -97,10 +97,10 @@ def check_preprocess_options(opt):
         smallest, what = min(height, width), f"resized to {width}x{height}"
     elif 'scale_width' in pre:
         smallest, what = opt.load_size, f"scaled to width {opt.load_size}"
-    elif 'scale_shortside' in pre:
-        smallest, what = opt.load_size, f"scaled to a short side of at least {opt.load_size}"
     else:
-        return  # plain 'crop': depends on each image, checked when cropping
+        # plain 'crop', and scale_shortside (which never shrinks): the size depends on each
+        # image, checked when cropping
+        return
     if opt.crop_size > smallest:
         raise UserError(f"--crop_size {opt.crop_size} is larger than the image: with --preprocess "
                         f"{pre} and --load_size {opt.load_size} images are {what}; "
@@ -237,8 +237,9 @@ def _patch(img, index, size):
 def _trim(img, size):
     """Random crop of at most `size` pixels per axis (axes already smaller are kept)."""
     ow, oh = img.size
-    x = np.random.randint(ow - size + 1) if ow > size else 0
-    y = np.random.randint(oh - size + 1) if oh > size else 0
+    # as the original: randint(ow - size), so the last possible offset is never drawn
+    x = np.random.randint(ow - size) if ow > size else 0
+    y = np.random.randint(oh - size) if oh > size else 0
     return img.crop((x, y, x + min(ow, size), y + min(oh, size)))
 
 

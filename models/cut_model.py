@@ -86,10 +86,16 @@ class CUTModel(BaseModel):
         if opt.isTrain and opt.dataset_mode == "single":
             raise UserError("--dataset_mode single has no B images to train against; use it with test.py, "
                             "or --dataset_mode unaligned for training")
-        if opt.isTrain and opt.lambda_NCE > 0 and opt.input_nc != opt.output_nc:
-            raise UserError(f"PatchNCE feeds the output back into the generator, so it needs --input_nc == "
-                            f"--output_nc (got {opt.input_nc} and {opt.output_nc}); set --lambda_NCE 0 "
-                            "or make them equal")
+        if opt.isTrain and opt.input_nc != opt.output_nc and (opt.lambda_NCE > 0 or opt.nce_idt):
+            raise UserError(f"PatchNCE and the identity pass feed images of one domain into the generator "
+                            f"built for the other, so they need --input_nc == --output_nc (got "
+                            f"{opt.input_nc} and {opt.output_nc}); make them equal, or use "
+                            "--lambda_NCE 0 --nce_idt False")
+        if opt.isTrain and opt.lambda_NCE <= 0 and opt.lambda_GAN <= 0:
+            raise UserError("--lambda_GAN and --lambda_NCE are both 0: the generator has nothing to learn")
+        if opt.dataset_mode == "single" and opt.direction == "BtoA" and opt.input_nc != opt.output_nc:
+            raise UserError("--dataset_mode single feeds its images to the generator's input: use "
+                            "--direction AtoB (or equal --input_nc and --output_nc)")
 
     def __init__(self, opt):
         super().__init__(opt)

@@ -142,6 +142,9 @@ class BaseOptions:
         self.save_options(opt)
 
         opt.gpu_ids = resolve_gpu_ids(parse_gpu_ids(opt.gpu_ids))
+        if len(opt.gpu_ids) > 1 and opt.batch_size < len(opt.gpu_ids):
+            raise UserError(f"--batch_size {opt.batch_size} is smaller than the number of GPUs "
+                            f"({len(opt.gpu_ids)}): DataParallel needs at least one image per GPU")
         self.opt = opt
         return opt
 

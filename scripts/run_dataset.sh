@@ -5,9 +5,10 @@ set -euo pipefail
 action=$1 mode=$2 dataroot=$3 prefix=$4
 shift 4
 case "$mode" in CUT|FastCUT) ;; *) echo "error: MODE must be CUT or FastCUT (got '$mode')" >&2; exit 2;; esac
-name="${prefix}_$(echo "$mode" | tr '[:upper:]' '[:lower:]')"
+name="${prefix}_${mode}"  # the original launchers' names, e.g. grumpifycat_CUT
 case "$action" in
     train) set -x; exec python train.py --dataroot "$dataroot" --name "$name" --CUT_mode "$mode" "$@";;
-    test)  set -x; exec python test.py --dataroot "$dataroot" --name "$name" --CUT_mode "$mode" "$@";;
+    # --num_test 500 as the original's evaluation of its published models (flags given later win)
+    test)  set -x; exec python test.py --dataroot "$dataroot" --name "$name" --CUT_mode "$mode" --num_test 500 "$@";;
     *) echo "error: ACTION must be train or test (got '$action')" >&2; exit 2;;
 esac

@@ -228,3 +228,24 @@ def test_save_by_iter_and_continue_from_a_pretrained_name(tmp_path, tiny_dataroo
     assert [(r["epoch"], r["iters"]) for r in records] == [(2, 4)]
     assert records[0]["lr"] == pytest.approx(0.0002)  # epoch 2 of 2 constant-LR epochs
     assert (ck / "second" / "latest_net_G.pth").is_file()
+
+
+def test_dataset_scripts_pass_the_papers_settings(tmp_path):
+    """scripts/<dataset>.sh call train.py/test.py with the launcher's names and settings."""
+    root = make_unaligned(tmp_path / "g", splits=("train",), n_a=2, n_b=2, size=32)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    common = f"--dataroot {root} --checkpoints_dir {tmp_path}/ck --gpu_ids -1"
+    script = os.path.join(ROOT, "scripts", "grumpifycat.sh")
+    subprocess.run(["bash", script, "train", "FastCUT"] + common.split() +
+                   "--n_epochs 1 --n_epochs_decay 0 --load_size 32 --crop_size 32 --num_threads 0 --display_id 0".split(),
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    opt_txt = (tmp_path / "ck" / "grumpifycat_FastCUT" / "train_opt.txt").read_text()
+    assert "CUT_mode: FastCUT" in opt_txt
+    subprocess.run(["bash", script, "test", "FastCUT"] + common.split() + [f"--results_dir={tmp_path}/res"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    test_opt = (tmp_path / "ck" / "grumpifycat_FastCUT" / "train_opt.txt").read_text()
+    assert "num_test: 500" in test_opt  # test on --phase train rewrites train_opt.txt, as the original
+    assert (tmp_path / "res" / "grumpifycat_FastCUT" / "train_latest" / "index.html").is_file()
+    bad = subprocess.run(["bash", os.path.join(ROOT, "scripts", "cityscapes.sh"), "train", "Fast"],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "CUT or FastCUT" in bad.stderr

@@ -84,6 +84,8 @@ def test_str2bool_flags(tmp_path):
 
 @pytest.mark.parametrize("extra,needle", [
     ("--input_nc 1", "--input_nc"),
+    ("--input_nc 1 --lambda_NCE 0", "--nce_idt False"),  # the identity pass still needs equal channels
+    ("--lambda_NCE 0 --lambda_GAN 0", "nothing to learn"),
     ("--load_size 100 --crop_size 128", "--crop_size"),
     ("--batch_size 0", "--batch_size"),
     ("--nce_layers 0,4,x", "--nce_layers"),
