@@ -53,16 +53,18 @@ UNTRAINED = "untrained"  # checkpoint label of the untrained generator, and its 
 # Everything the demo trains with.  `model` keys are passed to train.py and test.py (they fix
 # the generator's architecture), `train` keys to train.py only.
 BUDGETS = {
+    # CUT at 32 filters: FastCUT's lambda_NCE = 10 keeps the discriminator winning for
+    # thousands of iterations at this size, and 16 filters give blotchy stripes (docs/demo.md).
     "full": {
         "data": dict(size=64, n_train=450, n_test=50),
-        "mode": "FastCUT",
-        "model": dict(netG="resnet_6blocks", ngf=16),
-        "train": dict(ndf=16, n_epochs=6, n_epochs_decay=4, batch_size=1, lr=0.0002,
+        "mode": "CUT",
+        "model": dict(netG="resnet_6blocks", ngf=32),
+        "train": dict(ndf=32, n_epochs=2, n_epochs_decay=2, batch_size=1, lr=0.0002,
                       num_patches=256, nce_layers="0,4,8,12,16"),
     },
     "tiny": {  # plumbing only: 8 iterations on 32 px images
         "data": dict(size=32, n_train=8, n_test=4),
-        "mode": "FastCUT",
+        "mode": "CUT",
         "model": dict(netG="resnet_6blocks", ngf=8),
         "train": dict(ndf=8, n_epochs=1, n_epochs_decay=0, batch_size=1, lr=0.0002,
                       num_patches=64, nce_layers="0,4,8,12,16"),
@@ -74,14 +76,14 @@ FIXED_TRAIN_ARGS = ["--gpu_ids", "-1", "--display_id", "0", "--num_threads", "0"
 
 # ---------------------------------------------------------------------------- configuration
 
-def build_config(opt):
-    """The preset of --budget with the command line's overrides applied; a plain dict."""
-    preset = BUDGETS[opt.budget]
-    cfg = {"budget": opt.budget, "mode": opt.mode or preset["mode"], "seed": opt.seed}
+def build_config(budget="full", mode=None, seed=0, overrides=None, extra_train_args=""):
+    """The --budget preset with `overrides` ({option: value}, None = keep) applied."""
+    preset = BUDGETS[budget]
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = {"budget": budget, "mode": mode or preset["mode"], "seed": seed}
     for group in ("data", "model", "train"):
-        cfg[group] = {key: (getattr(opt, key) if getattr(opt, key) is not None else value)
-                      for key, value in preset[group].items()}
-    cfg["extra_train_args"] = opt.train_args.split() if opt.train_args else []
+        cfg[group] = {key: overrides.get(key, value) for key, value in preset[group].items()}
+    cfg["extra_train_args"] = extra_train_args.split() if extra_train_args else []
     return cfg
 
 
@@ -193,40 +195,61 @@ EPOCH_END = re.compile(r"^End of epoch (\d+) / (\d+)")
 
 
 class TrainProgress:
-    """Turns train.py's output into one line per epoch: elapsed time, ETA, latest losses."""
+    """Turns train.py's output into progress lines: where it is, elapsed time, ETA, losses.
 
-    def __init__(self, total_epochs, iters_per_epoch, stream=sys.stdout):
-        self.total = total_epochs
-        self.iters_per_epoch = iters_per_epoch
+    One line per epoch, and one at most every `every_s` seconds in between (on a terminal the
+    in-between line is redrawn in place instead).  `samples_per_epoch` counts samples, as
+    train.py's `iters` do.  The ETA is measured from the first loss line, so it leaves out
+    torch's import and the model set-up.
+    """
+
+    def __init__(self, total_epochs, samples_per_epoch, stream=sys.stdout, every_s=20.0):
+        self.total_epochs = total_epochs
+        self.per_epoch = samples_per_epoch
         self.stream = stream
-        self.live = stream.isatty()  # redraw a within-epoch line only on a terminal
-        self.start = time.perf_counter()
-        self.first_epoch_start = None  # after start-up, so the ETA ignores torch's import
+        self.every_s = every_s
+        self.live = stream.isatty()
+        self.start = self.last_print = time.perf_counter()
+        self.ref = None  # (time, samples done) at the first loss line
         self.losses = ""
+
+    def eta(self, done):
+        total = self.total_epochs * self.per_epoch
+        if done >= total:
+            return 0.0
+        if self.ref is None or done <= self.ref[1]:
+            return None
+        seconds_per_sample = (time.perf_counter() - self.ref[0]) / (done - self.ref[1])
+        return seconds_per_sample * (total - done)
+
+    def show(self, where, done, end_of_line):
+        now = time.perf_counter()
+        eta = self.eta(done)
+        text = (f"  {where}  elapsed {fmt_duration(now - self.start)}  "
+                f"eta {'?' if eta is None else fmt_duration(eta)}  {self.losses}").rstrip()
+        if self.live:  # overwrite the in-between line, clear what is left of it
+            text = "\r" + text + "\033[K"
+        print(text, end="\n" if end_of_line or not self.live else "", file=self.stream,
+              flush=True)
+        self.last_print = now
 
     def feed(self, line):
         m = LOSS_LINE.match(line)
         if m:
-            if self.first_epoch_start is None:
-                self.first_epoch_start = time.perf_counter()
+            epoch, samples = int(m.group(1)), int(m.group(2))
+            done = (epoch - 1) * self.per_epoch + samples
             self.losses = " ".join(m.group(3).split())
-            if self.live:
-                print(f"\r  epoch {m.group(1)}/{self.total}  iters {m.group(2)}/"
-                      f"{self.iters_per_epoch}  {self.losses}", end="", file=self.stream,
-                      flush=True)
+            if self.ref is None:
+                self.ref = (time.perf_counter(), done)
+            if self.live or time.perf_counter() - self.last_print >= self.every_s:
+                self.show(f"epoch {epoch}/{self.total_epochs}  iters {samples}/{self.per_epoch}",
+                          done, end_of_line=False)
             return
         m = EPOCH_END.match(line)
         if m:
-            done = int(m.group(1))
-            now = time.perf_counter()
-            elapsed = now - self.start
-            per_epoch = (now - (self.first_epoch_start or self.start)) / done
-            eta = per_epoch * (self.total - done)
-            text = (f"  epoch {done}/{self.total}  elapsed {fmt_duration(elapsed)}  "
-                    f"eta {fmt_duration(eta)}  {self.losses}")
-            if self.live:  # overwrite the within-epoch line, clear what is left of it
-                text = "\r" + text + "\033[K"
-            print(text, file=self.stream, flush=True)
+            epoch = int(m.group(1))
+            self.show(f"epoch {epoch}/{self.total_epochs}", epoch * self.per_epoch,
+                      end_of_line=True)
 
 
 def run_logged(args, log_path, on_line=None):
@@ -255,13 +278,14 @@ def run_logged(args, log_path, on_line=None):
 
 
 def train(cfg, paths):
-    """Run train.py with progress lines; returns its wall time in seconds."""
-    n_train = cfg["data"]["n_train"]
-    batches = math.ceil(n_train / cfg["train"]["batch_size"])
+    """Run train.py with progress lines; returns its wall time in seconds (start-up included)."""
+    batch_size = cfg["train"]["batch_size"]
+    batches = cfg["data"]["n_train"] // batch_size  # training drops the last partial batch
     total_epochs = cfg["train"]["n_epochs"] + cfg["train"]["n_epochs_decay"]
-    progress = TrainProgress(total_epochs, batches * cfg["train"]["batch_size"])
-    print(f"training {cfg['mode']} for {total_epochs} epochs of {batches} iterations "
-          f"(log: {paths['train_log']})", flush=True)
+    progress = TrainProgress(total_epochs, batches * batch_size)
+    print(f"  {cfg['mode']}: {total_epochs} epochs of {batches} iterations (batch size "
+          f"{batch_size}); full output in {paths['train_log']}", flush=True)
+    open(paths["train_log"], "w").close()  # one run per log
     return run_logged([os.path.join(ROOT, "train.py")] + train_args(cfg, paths),
                       paths["train_log"], progress.feed)
 
@@ -347,7 +371,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     opt = parse_args(argv)
-    cfg = build_config(opt)
+    overrides = {key: getattr(opt, key) for group in ("data", "model", "train")
+                 for key in BUDGETS["full"][group]}
+    cfg = build_config(opt.budget, opt.mode, opt.seed, overrides, opt.train_args)
     paths = layout(opt.out, opt.name, opt.dataroot)
     os.makedirs(paths["checkpoint"], exist_ok=True)
     timings = {}
@@ -361,7 +387,6 @@ def main(argv=None):
     print(f"  wrote {save_untrained_generator(cfg, paths)}", flush=True)
 
     print("[3/5] train (CPU)", flush=True)
-    open(paths["train_log"], "w").close()  # one run per log
     timings["train_s"] = train(cfg, paths)
     print(f"  trained in {fmt_duration(timings['train_s'])} (min:s, wall time of train.py)",
           flush=True)

@@ -51,10 +51,10 @@ def test_checkpoints_and_logs_written(demo_run):
     out, _ = demo_run
     ck = out / "checkpoints" / "d"
     for name in ("latest_net_G.pth", "latest_net_D.pth", "latest_net_F.pth",
-                 "untrained_net_G.pth", "train_opt.txt", "loss_log.jsonl", "demo_train.log"):
+                 "untrained_net_G.pth", "train_opt.txt", "loss_log.txt", "demo_train.log"):
         assert (ck / name).is_file(), name
     opts = json.loads((ck / "train_opt.json").read_text())
-    assert opts["seed"] == 0 and opts["CUT_mode"] == "FastCUT" and opts["crop_size"] == 32
+    assert opts["seed"] == 0 and opts["CUT_mode"] == "CUT" and opts["crop_size"] == 32
 
 
 def test_results_written_for_trained_and_untrained(demo_run):
@@ -73,7 +73,7 @@ def test_scores_json_has_every_row(demo_run):
     out, _ = demo_run
     report = json.loads((out / "results" / "d" / "demo_scores.json").read_text())
     assert report["protocol"] == "demo_h2z_v1"
-    assert list(report["rows"]) == ["identity", "untrained", "FastCUT", "real_B"]
+    assert list(report["rows"]) == ["identity", "untrained", "CUT", "real_B"]
     for row in report["rows"].values():
         assert row["n"] == TINY["n_test"]
         assert all(0.0 <= row[c] <= 1.0 for c in ("content_iou", "stripe_share", "bg_match",
@@ -92,7 +92,7 @@ def test_grid_picture_written(demo_run):
 def test_output_has_progress_table_and_paths(demo_run):
     out, stdout = demo_run
     assert "epoch 1/1" in stdout and "eta" in stdout
-    for row in ("identity", "untrained", "FastCUT", "real_B"):
+    for row in ("identity", "untrained", "CUT", "real_B"):
         assert any(line.startswith(row + " ") for line in stdout.splitlines()), row
     assert "content_iou" in stdout
     page = os.path.join(str(out), "results", "d", "test_latest", "index.html")
