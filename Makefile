@@ -26,4 +26,4 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 clean-demo:
-	rm -rf datasets/demo_horse2zebra checkpoints/demo_cut results/demo_cut
+	rm -rf datasets/demo_horse2zebra checkpoints/demo_cut results/demo_cut checkpoints/bench_* results/bench_* results/benchmark_demo.json

@@ -256,10 +256,6 @@ def run_logged(args, log_path, on_line=None):
     """Run `python <args>` from the repository root; every output line goes to `log_path`
     (and to `on_line`).  Returns the wall time; raises UserError on failure, with the tail."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # OpenMP threads that spin while they wait make torch 10x slower or worse as soon as
-    # another process competes for the cores (measured: 1.1 s against 13 s per iteration on
-    # 2 busy cores); sleeping waiters cost little on an idle machine.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     start = time.perf_counter()
     tail = []
     with open(log_path, "a") as log:
@@ -287,7 +283,7 @@ def train(cfg, paths):
     batches = cfg["data"]["n_train"] // batch_size  # training drops the last partial batch
     total_epochs = cfg["train"]["n_epochs"] + cfg["train"]["n_epochs_decay"]
     progress = TrainProgress(total_epochs, batches * batch_size)
-    print(f"  {cfg['mode']}: {total_epochs} epochs of {batches} iterations (batch size "
+    print(f"  {cfg['mode']}: {total_epochs} epoch(s) of {batches} iterations (batch size "
           f"{batch_size}); full output in {paths['train_log']}", flush=True)
     open(paths["train_log"], "w").close()  # one run per log
     return run_logged([os.path.join(ROOT, "train.py")] + train_args(cfg, paths),
