@@ -11,7 +11,7 @@ from models import create_model
 from options.test_options import TestOptions
 from util import html
 from util.errors import run_cli
-from util.runtime import configure_backends, seed_everything
+from util.runtime import prepare_runtime
 from util.visualizer import save_images
 
 
@@ -23,9 +23,7 @@ def main():
     opt.serial_batches = True
     opt.no_flip = True
     opt.display_id = -1
-    if opt.seed is not None:
-        seed_everything(opt.seed)
-    configure_backends(opt.gpu_ids, opt.preprocess)
+    prepare_runtime(opt)
 
     dataset = create_dataset(opt)
     model = create_model(opt)

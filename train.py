@@ -13,7 +13,7 @@ from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
 from util.errors import run_cli
-from util.runtime import configure_backends, seed_everything
+from util.runtime import prepare_runtime
 from util.visualizer import Visualizer
 
 
@@ -29,9 +29,7 @@ def crossed(period, before, after):
 def main():
     # -- options, randomness, devices
     opt = TrainOptions().parse()
-    if opt.seed is not None:
-        seed_everything(opt.seed)
-    configure_backends(opt.gpu_ids, opt.preprocess)
+    prepare_runtime(opt)
 
     def synchronize():
         if opt.gpu_ids:

@@ -47,3 +47,10 @@ def configure_backends(gpu_ids, preprocess):
     """cudnn.benchmark as the original (off for scale_width, whose sizes vary)."""
     if gpu_ids:
         torch.backends.cudnn.benchmark = preprocess != "scale_width"
+
+
+def prepare_runtime(opt):
+    """What every entry script does before building data and models: seed, then backends."""
+    if opt.seed is not None:
+        seed_everything(opt.seed)
+    configure_backends(opt.gpu_ids, opt.preprocess)
