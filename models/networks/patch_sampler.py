@@ -69,7 +69,12 @@ class PatchSampleF(nn.Module):
                     # numpy's global RNG, as the original, so seeded runs draw the same locations.
                     perm = np.random.permutation(H * W)[:min(num_patches, H * W)]
                     ids = torch.as_tensor(perm, dtype=torch.long, device=feat.device)
-                # B x C x P -> B x P x C -> (B*P) x C, batch-major.
+                # B x C x P -> B x P x C -> (B*P) x C, batch-major.  Index before permuting, on
+                # purpose: this gather's backward returns a contiguous gradient.  The original's
+                # feat.permute(0, 2, 3, 1).flatten(1, 2)[:, ids, :] returns a channels-last one,
+                # and PyTorch's instance_norm backward (seen on 2.14.1 CPU) is wrong for a batch
+                # of one with such a gradient, which corrupts NCE layers 12 and 16 (the
+                # InstanceNorm ending each ResnetBlock).  Guarded by tests/test_norm_grad_guard.py.
                 x = flat[:, :, ids].permute(0, 2, 1).reshape(-1, C)
             else:
                 ids = torch.empty(0, dtype=torch.long, device=feat.device)
