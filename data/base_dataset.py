@@ -4,6 +4,12 @@
 scale_width, then crop) and always ends with make_power_2, an optional flip and the conversion to
 a tensor in [-1, 1].  Random crops and flips use torchvision, i.e. torch's RNG, as the original;
 zoom, patch offsets and trim use numpy's global RNG, as the original.
+
+An image smaller than --crop_size where a crop needs it (plain 'crop', 'patch', or
+'scale_shortside_and_crop' with --crop_size > --load_size) raises a one-line UserError naming
+the file, its size and the options to change; torchvision's RandomCrop would raise a bare
+ValueError from deep in the DataLoader, and the original's fixed-position crop pads or silently
+returns a smaller image.
 """
 from abc import ABC, abstractmethod
 from functools import partial
@@ -14,6 +20,7 @@ import torchvision.transforms as transforms
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
+from data.image_io import SOURCE_PATH_KEY
 from util.errors import UserError
 
 # Values offered to users; any string containing one of PREPROCESS_STEPS also works.
@@ -153,7 +160,50 @@ def get_transform(opt, params=None, grayscale=False, method=Image.BICUBIC, conve
     if convert:
         # ToTensor gives [0, 1]; (x - 0.5) / 0.5 is Normalize(0.5, 0.5) for any channel count.
         steps += [transforms.ToTensor(), _to_minus_one_one]
-    return transforms.Compose(steps)
+    return _Pipeline(steps, pre)
+
+
+class _Pipeline(transforms.Compose):
+    """transforms.Compose that turns a crop step's size failure into a message naming the file
+    (recorded by load_image in `img.info`), its size and the options to change."""
+
+    def __init__(self, steps, preprocess):
+        super().__init__(steps)
+        self.preprocess = preprocess
+
+    def __call__(self, img):
+        try:
+            return super().__call__(img)
+        except _ImageTooSmall as err:
+            raise UserError(_too_small_message(img, err.size, err.crop_size,
+                                               self.preprocess)) from None
+
+
+class _ImageTooSmall(UserError):
+    """A crop step got an image smaller than the crop; `_Pipeline` rewrites the message."""
+
+    def __init__(self, size, crop_size):
+        self.size, self.crop_size = size, crop_size
+        w, h = size
+        super().__init__(f"--crop_size {crop_size} is larger than an image after preprocessing "
+                         f"({w}x{h} pixels); lower --crop_size, or resize first with --preprocess "
+                         f"resize_and_crop and --load_size >= --crop_size")
+
+
+def _too_small_message(img, seen, crop_size, preprocess):
+    """One line: which image, how big before and after the resize steps, what to change."""
+    path = img.info.get(SOURCE_PATH_KEY)
+    what = f"image {path}" if path else "an image"
+    w, h = img.size
+    after = "" if (w, h) == tuple(seen) else f" ({seen[0]}x{seen[1]} after resizing)"
+    if 'resize' in preprocess or 'scale_' in preprocess:
+        # the image was resized to (or, for scale_shortside, up to) --load_size
+        fix = f"raise --load_size to {crop_size} or more"
+    else:
+        fix = "use --preprocess resize_and_crop or scale_width_and_crop (they resize first)"
+    return (f"{what} is {w}x{h} pixels{after}, smaller than --crop_size {crop_size} with "
+            f"--preprocess {preprocess}; lower --crop_size to {min(seen)} or less, {fix}, "
+            f"or remove the image")
 
 
 # The steps are module-level functions (bound with functools.partial) so the pipeline pickles
@@ -194,9 +244,7 @@ def _zoom(img, crop_size, method, factor=None):
 def _require_size(img, size):
     w, h = img.size
     if w < size or h < size:
-        raise UserError(f"--crop_size {size} is larger than an image after preprocessing "
-                        f"({w}x{h} pixels); lower --crop_size, or resize first with --preprocess "
-                        f"resize_and_crop and --load_size >= --crop_size")
+        raise _ImageTooSmall((w, h), size)
 
 
 class _CheckedRandomCrop:
@@ -212,6 +260,9 @@ class _CheckedRandomCrop:
 
 
 def _crop(img, pos, size):
+    # The original returns a smaller image unchanged, or pads with black when one side is
+    # larger; both silently change the batch shape or content, so a small image is an error.
+    _require_size(img, size)
     ow, oh = img.size
     x, y = pos
     if ow > size or oh > size:
