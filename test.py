@@ -16,7 +16,8 @@ from util.visualizer import save_images
 
 
 def main():
-    opt = TestOptions().parse()
+    options = TestOptions()
+    opt = options.parse()
     # Test-time settings, as the original: one image at a time, in order, no augmentation.
     opt.num_threads = 0
     opt.batch_size = 1
@@ -28,6 +29,7 @@ def main():
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup(opt)  # loads <epoch>_net_G.pth
+    options.save_options(opt)  # <phase>_opt.txt, only once the data and weights were found
     model.parallelize()
     if opt.eval:
         model.eval()

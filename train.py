@@ -2,9 +2,13 @@
 
     python train.py --dataroot ./datasets/grumpifycat --name grumpycat_CUT --CUT_mode CUT
     python train.py --dataroot ./datasets/grumpifycat --name grumpycat_FastCUT --CUT_mode FastCUT
+    python train.py ... --continue_train        # resume exactly where a stopped run left off
 
-Checkpoints, options, logs and HTML samples go to <checkpoints_dir>/<name>/.
+Checkpoints, options, logs and HTML samples go to <checkpoints_dir>/<name>/.  Exit status: 0 when
+training finished, 2 for a user error, 3 when the NaN guard stopped the run, 128 + the signal
+number (143 for SIGTERM, 130 for Ctrl-C) after a stop request was honoured with a resumable save.
 """
+import itertools
 import time
 
 import torch
@@ -12,8 +16,12 @@ import torch
 from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
-from util.errors import run_cli
-from util.runtime import prepare_runtime
+from util.checkpoint import prune_checkpoints
+from util.errors import NonFiniteLossError, run_cli
+from util.runtime import get_rng_state, prepare_runtime
+from util.signals import StopSignals
+from util.training_state import (Progress, find_resume_state, option_changes, restore_position,
+                                 save_training_state, state_path)
 from util.visualizer import Visualizer
 
 
@@ -26,9 +34,16 @@ def crossed(period, before, after):
     return after // period > before // period
 
 
-def main():
-    # -- options, randomness, devices
-    opt = TrainOptions().parse()
+def main(argv=None):
+    # -- options, resumable state, randomness, devices
+    options = TrainOptions(argv)
+    opt = options.parse()
+    resume = find_resume_state(opt, options.given)
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    if resume is not None and resume["progress"]["epoch"] > last_epoch:
+        print(f"{resume['path']}: the run already finished its {last_epoch} epochs; raise "
+              "--n_epochs or --n_epochs_decay to train longer")
+        return 0
     prepare_runtime(opt)
 
     def synchronize():
@@ -40,88 +55,148 @@ def main():
     dataset_size = len(dataset)
     model = create_model(opt)
     print(f"The number of training images = {dataset_size}")
+    options.save_options(opt)  # only now that every check has passed
     visualizer = Visualizer(opt)
-    last_epoch = opt.n_epochs + opt.n_epochs_decay
 
-    # -- data-dependent initialisation, once, on the first batch of the first epoch.  CUT
-    # builds its MLP heads here (their widths depend on the features); weights are loaded
-    # (--continue_train) only afterwards, so the heads exist to receive them.  The same batch
-    # is then trained on as the first iteration, as in the original.
-    dataset.set_epoch(opt.epoch_count)
-    first_epoch_batches = iter(dataset)
-    first_batch = next(first_epoch_batches)
-    model.data_dependent_initialize(first_batch)
-    model.setup(opt)
+    # -- data-dependent initialisation, once.  CUT builds its MLP heads here (their widths depend
+    # on the features); weights are loaded only afterwards, so the heads exist to receive them.
+    # A new run initialises on the first batch of its first epoch and then trains on that same
+    # batch, as the original; a resumed run restores every network, optimizer and RNG state and
+    # replays the data order up to where it stopped.
+    if resume is None:
+        progress = Progress(epoch=opt.epoch_count, schedule_start=opt.epoch_count)
+        epoch_rng = get_rng_state(dataset.generator)
+        dataset.set_epoch(progress.epoch)
+        batches = iter(dataset)
+        first_batch = next(batches)
+        batches = itertools.chain([first_batch], batches)
+        model.data_dependent_initialize(first_batch)
+        model.setup(opt)
+    else:
+        progress = Progress(**resume["progress"])
+        epoch_rng = resume["epoch_rng"]
+        opt.epoch_count = progress.schedule_start  # the LR schedule counts from the run's start
+        model.data_dependent_initialize(dataset.example_batch())
+        model.setup(opt, training_state=resume)
+        print(f"resuming from {resume['path']} ({progress.describe()}, written {resume['written']})")
+        for change in option_changes(resume, opt, dataset_size):
+            print(f"notice: changed since the saved run: {change}")
+        batches = restore_position(resume, dataset, progress)
     model.parallelize()
+    saved_at = progress.describe() if resume else None  # where the last resumable state stands
 
-    def batches_of(epoch):
-        if epoch == opt.epoch_count:
-            yield first_batch
-            yield from first_epoch_batches
-        else:
-            dataset.set_epoch(epoch)
-            yield from dataset
+    def save_state():
+        nonlocal saved_at
+        save_training_state(state_path(opt), model, progress, epoch_rng, dataset.generator, opt,
+                            dataset_size)
+        saved_at = progress.describe()
+
+    def save_networks(*labels):
+        bad = model.nonfinite_networks()
+        if bad:  # never overwrite a good checkpoint with broken weights
+            raise NonFiniteLossError(f"net{bad[0]} holds NaN or infinite weights at epoch "
+                                     f"{progress.epoch}, total_iters {progress.total_iters}; "
+                                     f"nothing was saved, {last_good()}")
+        for label in labels:
+            model.save_networks(label)
+
+    def last_good():
+        path = state_path(opt)
+        if saved_at is None:
+            return "and this run has not written a checkpoint yet"
+        return f"the last good checkpoint is {path} ({saved_at})"
 
     # -- training loop
-    total_iters = 0
-    optimize_time = 0.1  # per-sample compute time, exponential moving average
     train_start = time.time()
     last_saved_epoch = None
-    for epoch in range(opt.epoch_count, last_epoch + 1):
-        epoch_start = time.time()
-        iter_data_time = time.time()
-        epoch_iter = 0
-        visualizer.reset()
-
-        for data in batches_of(epoch):
-            iter_start = time.time()
-            t_data = iter_start - iter_data_time
-            batch_size = data["A"].size(0)
-            before = total_iters
-            total_iters += batch_size
-            epoch_iter += batch_size
-
-            synchronize()
-            t0 = time.time()
-            model.set_input(data)
-            model.optimize_parameters()
-            synchronize()
-            optimize_time = 0.995 * optimize_time + 0.005 * (time.time() - t0) / batch_size
-
-            if crossed(opt.display_freq, before, total_iters):
-                save_result = crossed(opt.update_html_freq, before, total_iters)
-                model.compute_visuals()
-                visualizer.display_current_results(model.get_current_visuals(), epoch, save_result)
-
-            if crossed(opt.print_freq, before, total_iters):
-                losses = model.get_current_losses()
-                visualizer.print_current_losses(epoch, epoch_iter, losses, optimize_time, t_data,
-                                                total_iters=total_iters, lr=model.get_current_lr(),
-                                                elapsed=time.time() - train_start)
-                visualizer.plot_current_losses(epoch, epoch_iter / dataset_size, losses)
-
-            if crossed(opt.save_latest_freq, before, total_iters):
-                print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
-                print(opt.name)
-                model.save_networks(f"iter_{total_iters}" if opt.save_by_iter else "latest")
-
+    with StopSignals() as stop:
+        for epoch in range(progress.epoch, last_epoch + 1):
+            epoch_start = time.time()
+            visualizer.reset()
+            if batches is None:  # a fresh epoch
+                epoch_rng = get_rng_state(dataset.generator)
+                dataset.set_epoch(epoch)
+                batches = iter(dataset)
             iter_data_time = time.time()
 
-        if epoch % opt.save_epoch_freq == 0:
-            print(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
-            model.save_networks("latest")
-            model.save_networks(epoch)
-            last_saved_epoch = epoch
+            for data in batches:
+                iter_start = time.time()
+                t_data = iter_start - iter_data_time
+                batch_size = data["A"].size(0)
+                before = progress.total_iters
 
-        print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {int(time.time() - epoch_start)} sec")
-        model.update_learning_rate()
+                synchronize()
+                t0 = time.time()
+                model.set_input(data)
+                try:
+                    model.optimize_parameters()
+                except NonFiniteLossError as err:
+                    raise NonFiniteLossError(
+                        f"non-finite loss at epoch {epoch}, iteration {progress.epoch_iter + batch_size} "
+                        f"(total_iters {before + batch_size}): {err}; the run stopped without saving, "
+                        f"{last_good()}; --nan_guard skip would leave such updates out",
+                        err.name, err.value) from None
+                synchronize()
+                progress.step(batch_size)
+                progress.optimize_time = (0.995 * progress.optimize_time
+                                          + 0.005 * (time.time() - t0) / batch_size)
+                total_iters = progress.total_iters
 
-    # The original only saves on multiples of --save_epoch_freq, so the final epochs of a run
-    # whose length is not such a multiple were lost; keep them as `latest`.
-    if last_saved_epoch != last_epoch:
-        print(f"saving the final model (epoch {last_epoch}, iters {total_iters})")
-        model.save_networks("latest")
+                if crossed(opt.display_freq, before, total_iters):
+                    save_result = crossed(opt.update_html_freq, before, total_iters)
+                    model.compute_visuals()
+                    visualizer.display_current_results(model.get_current_visuals(), epoch, save_result)
+
+                if crossed(opt.print_freq, before, total_iters):
+                    losses = model.get_current_losses()
+                    visualizer.print_current_losses(epoch, progress.epoch_iter, losses,
+                                                    progress.optimize_time, t_data,
+                                                    total_iters=total_iters, lr=model.get_current_lr(),
+                                                    elapsed=time.time() - train_start)
+                    visualizer.plot_current_losses(epoch, progress.epoch_iter / dataset_size, losses)
+
+                if crossed(opt.save_latest_freq, before, total_iters):
+                    print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
+                    print(opt.name)
+                    save_networks(f"iter_{total_iters}" if opt.save_by_iter else "latest")
+                    save_state()
+
+                if stop.requested:
+                    if saved_at != progress.describe():  # not saved by the lines above
+                        save_networks("latest")
+                        save_state()
+                    print(f"received {stop.name}: saved a resumable checkpoint at epoch {epoch}, "
+                          f"total_iters {total_iters} ({state_path(opt)}); resume with the same "
+                          "command plus --continue_train")
+                    visualizer.close()
+                    return 128 + stop.requested
+
+                iter_data_time = time.time()
+
+            batches = None
+            if epoch % opt.save_epoch_freq == 0:
+                print(f"saving the model at the end of epoch {epoch}, iters {progress.total_iters}")
+                save_networks("latest", epoch)
+                last_saved_epoch = epoch
+                for path in prune_checkpoints(model.save_dir, opt.keep_last):
+                    print(f"removed {path} (--keep_last {opt.keep_last})")
+
+            print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {int(time.time() - epoch_start)} sec")
+            model.update_learning_rate()
+            progress.next_epoch()
+            if last_saved_epoch == epoch:
+                save_state()  # at the start of the next epoch, learning rate already updated
+
+        # The original only saves on multiples of --save_epoch_freq, so the final epochs of a run
+        # whose length is not such a multiple were lost; keep them as `latest`.
+        if last_saved_epoch != last_epoch:
+            print(f"saving the final model (epoch {last_epoch}, iters {progress.total_iters})")
+            save_networks("latest")
+            save_state()
+    if model.skipped_steps:
+        print(f"warning: {model.skipped_steps} updates were skipped by --nan_guard skip")
     visualizer.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,8 +9,13 @@ main process, seeded by the caller (util.runtime).  With workers, and --seed set
 torch.Generator: it drives the shuffle and each epoch draws from it the base seed that workers
 derive their torch seed from; `seed_worker` then seeds `random` and numpy from that, so every
 epoch differs yet the whole pipeline replays bit for bit.
+
+Workers ignore SIGINT and SIGTERM: Ctrl-C in a terminal and a cluster's pre-emption signal reach
+every process of the job, and the main process wants its workers alive to finish the current
+iteration and save (see util/signals.py); it shuts them down itself when it exits.
 """
 import random
+import signal
 
 import numpy as np
 import torch
@@ -27,7 +32,8 @@ DATASETS = {
 }
 
 __all__ = ['DATASETS', 'BaseDataset', 'check_preprocess_options', 'find_dataset_class',
-           'get_option_setter', 'create_dataset', 'CustomDatasetDataLoader', 'seed_worker']
+           'get_option_setter', 'create_dataset', 'CustomDatasetDataLoader', 'seed_worker',
+           'init_worker']
 
 
 def find_dataset_class(name):
@@ -59,6 +65,18 @@ def seed_worker(worker_id):
     np.random.seed(worker_seed)
 
 
+def init_worker(worker_id):
+    """DataLoader worker_init_fn without --seed: only leave the stop signals to the main process."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def init_seeded_worker(worker_id):
+    """DataLoader worker_init_fn with --seed."""
+    init_worker(worker_id)
+    seed_worker(worker_id)
+
+
 class CustomDatasetDataLoader:
     """Dataset + torch DataLoader, capped at opt.max_dataset_size samples per epoch."""
 
@@ -75,12 +93,12 @@ class CustomDatasetDataLoader:
             raise UserError(f"--batch_size {opt.batch_size} is larger than the training set "
                             f"({size} samples: {self.dataset.describe()}), so an epoch would have "
                             f"no batches; lower --batch_size or add images")
-        generator, init_fn = None, None
+        generator, init_fn = None, init_worker
         seed = getattr(opt, 'seed', None)
         if seed is not None:
             generator = torch.Generator()
             generator.manual_seed(int(seed))
-            init_fn = seed_worker
+            init_fn = init_seeded_worker
         # Workers are not persistent: each epoch's fresh workers copy the dataset and so see the
         # current_epoch set by set_epoch (the fine-tuning switch relies on it, Q11).
         self.dataloader = torch.utils.data.DataLoader(
@@ -95,6 +113,17 @@ class CustomDatasetDataLoader:
 
     def load_data(self):
         return self
+
+    @property
+    def generator(self):
+        """The loader's own torch.Generator (with --seed), else None; part of the RNG state."""
+        return self.dataloader.generator
+
+    def example_batch(self):
+        """A batch of the first items, read in this process (for shape-dependent initialisation
+        when resuming, where the real first batch comes from the replayed epoch)."""
+        items = [self.dataset[i % len(self.dataset)] for i in range(self.opt.batch_size)]
+        return torch.utils.data.default_collate(items)
 
     def set_epoch(self, epoch):
         self.dataset.current_epoch = epoch

@@ -4,13 +4,15 @@ Subclasses fill `loss_names`, `model_names`, `visual_names` and `optimizers`, an
 `set_input`, `forward` and `optimize_parameters`.  Networks are attributes named `net<Name>`;
 their checkpoints are `<epoch>_net_<Name>.pth` plain state_dicts, as in the original code.
 """
+import copy
 import os
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 import torch
 
-from util.checkpoint import atomic_torch_save, load_into
+from util.checkpoint import atomic_torch_save, load_into, strip_module_prefix
+from util.errors import NonFiniteLossError, UserError
 
 from .schedulers import get_scheduler
 
@@ -31,6 +33,11 @@ class BaseModel(ABC):
         self.schedulers = []
         self.image_paths = []
         self.metric = 0  # fed to the plateau scheduler (constant, as in the original)
+        # What a non-finite loss does: stop (raise), skip (the update), off (no check, no sync).
+        self.nan_guard = getattr(opt, "nan_guard", "off")
+        self.skipped_steps = 0
+        self._meta_nets = {}  # weightless copies of networks, for image-size checks
+        self._sizes_ok = set()
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -63,11 +70,17 @@ class BaseModel(ABC):
             net = getattr(self, "net" + name)
             yield name, net.module if isinstance(net, torch.nn.DataParallel) else net
 
-    def setup(self, opt):
-        """Create schedulers; load checkpoints when testing or continuing; print sizes."""
+    def setup(self, opt, training_state=None):
+        """Create schedulers; load checkpoints when testing or continuing; print sizes.
+
+        With `training_state` (a resumable checkpoint, see util/training_state.py) the networks,
+        optimizers and schedulers are restored from it instead of the `<epoch>_net_*.pth` files.
+        """
         if self.isTrain:
             self.schedulers = [get_scheduler(optimizer, opt) for optimizer in self.optimizers]
-        if not self.isTrain or opt.continue_train:
+        if training_state is not None:
+            self.load_training_state(training_state)
+        elif not self.isTrain or opt.continue_train:
             self.load_networks(opt.epoch)
         self.print_networks(opt.verbose)
 
@@ -144,6 +157,102 @@ class BaseModel(ABC):
             path = self.checkpoint_path(epoch, name, folder)
             print(f"loading the model from {path}")
             load_into(net, path, map_location=str(self.device))
+
+    # ------------------------------------------------------------------ resumable state
+    def training_state(self):
+        """Networks, optimizers and schedulers, everything a step depends on besides the RNGs.
+
+        Network tensors are CPU copies without `module.` prefixes, as in the `*_net_*.pth` files.
+        """
+        return {
+            "networks": {name: {key: value.detach().cpu() for key, value in net.state_dict().items()}
+                         for name, net in self.networks()},
+            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
+            "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+        }
+
+    def load_training_state(self, state):
+        """Restore what `training_state` returned; a mismatch becomes a one-line UserError."""
+        where = state.get("path", "the resumable checkpoint")
+        saved = state["networks"]
+        if sorted(saved) != sorted(self.model_names):
+            raise UserError(f"{where} holds networks {sorted(saved)} but --model {self.opt.model} "
+                            f"has {sorted(self.model_names)}; resume with the options of that run")
+        for name, net in self.networks():
+            try:
+                net.load_state_dict(strip_module_prefix(saved[name]), strict=True)
+            except RuntimeError as err:
+                first = str(err).strip().splitlines()
+                detail = first[1].strip() if len(first) > 1 else first[0]
+                raise UserError(f"{where}: net{name} does not fit the network built from the options "
+                                f"({detail}); resume with the options of that run "
+                                "(--netG/--ngf/--normG/--no_antialias...)") from None
+        for kind, objects in (("optimizers", self.optimizers), ("schedulers", self.schedulers)):
+            if len(state[kind]) != len(objects):
+                raise UserError(f"{where} holds {len(state[kind])} {kind} but this model has "
+                                f"{len(objects)}; resume with the options of that run")
+            for obj, obj_state in zip(objects, state[kind]):
+                obj.load_state_dict(obj_state)
+
+    # ------------------------------------------------------------------ input sizes
+    def check_image_size(self, images, path, chain):
+        """Raise a one-line UserError if `images` (B x C x H x W) cannot pass through the networks
+        named in `chain` (each fed the previous one's output, e.g. ("G", "D")).
+
+        Too small an image otherwise fails deep inside a padding, convolution or instance norm.
+        Each new size is tried once on weightless copies of the networks on PyTorch's `meta`
+        device, which computes shapes only, so the check costs nothing measurable.
+        """
+        key = (tuple(images.shape[1:]), chain)
+        if key in self._sizes_ok:
+            return
+        nets = dict(self.networks())
+        x = torch.empty((1,) + key[0], device="meta")
+        for name in chain:
+            if name not in self._meta_nets:
+                self._meta_nets[name] = copy.deepcopy(nets[name]).to("meta")
+            try:
+                with torch.no_grad():
+                    x = self._meta_nets[name](x)
+            except (RuntimeError, ValueError) as err:
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                h, w = images.shape[-2:]
+                raise UserError(f"image {path} becomes {w}x{h} pixels after preprocessing, too small "
+                                f"for net{name} ({reason}); use larger images or raise --load_size/"
+                                "--crop_size (e.g. --preprocess resize_and_crop)") from None
+        self._sizes_ok.add(key)
+
+    # ------------------------------------------------------------------ numerical guard
+    def losses_are_finite(self, names):
+        """The NaN/Inf guard (--nan_guard), called before an optimizer step.
+
+        True when the step may go ahead.  With `stop` a non-finite loss among `names` raises
+        NonFiniteLossError naming it; with `skip` it returns False (the caller skips the update
+        and we count it); with `off` no check is made.  One host sync per call.
+        """
+        if self.nan_guard == "off":
+            return True
+        values = [getattr(self, "loss_" + name) for name in names]
+        tensors = [v.detach().reshape(()) for v in values if isinstance(v, torch.Tensor)]
+        if not tensors or bool(torch.isfinite(torch.stack(tensors).float()).all()):
+            return True
+        name, value = next((n, float(v.detach())) for n, v in zip(names, values)
+                           if isinstance(v, torch.Tensor) and not torch.isfinite(v.detach()).all())
+        if self.nan_guard == "skip":
+            self.skipped_steps += 1
+            print(f"warning: non-finite loss {name} = {value}: update skipped (--nan_guard skip; "
+                  f"{self.skipped_steps} skipped so far)")
+            return False
+        raise NonFiniteLossError(f"loss {name} is {value}", name=name, value=value)
+
+    def nonfinite_networks(self):
+        """Names of networks with a NaN or infinite parameter or buffer (checked before saving)."""
+        bad = []
+        for name, net in self.networks():
+            tensors = [t for t in net.state_dict().values() if t.is_floating_point()]
+            if tensors and not all(bool(torch.isfinite(t).all()) for t in tensors):
+                bad.append(name)
+        return bad
 
     def print_networks(self, verbose=False):
         print("---------- Networks initialized -------------")

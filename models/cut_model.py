@@ -157,11 +157,17 @@ class CUTModel(BaseModel):
         if "B" not in data:  # a single-domain folder (--dataset_mode single), test only
             self.real_A, self.real_B = data["A"].to(self.device), None
             self.image_paths = data["A_paths"]
+            self.check_image_size(self.real_A, self.image_paths[0], ("G",))
             return
         a_to_b = self.opt.direction == "AtoB"
         self.real_A = data["A" if a_to_b else "B"].to(self.device)
         self.real_B = data["B" if a_to_b else "A"].to(self.device)
         self.image_paths = data["A_paths" if a_to_b else "B_paths"]
+        # What each image goes through: A -> G -> D, and B -> D (and B -> G for the identity term).
+        path_B = data["B_paths" if a_to_b else "A_paths"][0]
+        self.check_image_size(self.real_A, self.image_paths[0], ("G", "D") if self.isTrain else ("G",))
+        if self.isTrain:
+            self.check_image_size(self.real_B, path_B, ("G", "D") if self.opt.nce_idt else ("D",))
 
     def forward(self):
         """fake_B = G(real_A); with the identity term, idt_B = G(real_B) in the same pass."""
@@ -179,24 +185,30 @@ class CUTModel(BaseModel):
             self.idt_B = fake[self.real_A.size(0):]
 
     def optimize_parameters(self):
-        """D step, then G+F step (fake_B is not recomputed in between, as the original)."""
+        """D step, then G+F step (fake_B is not recomputed in between, as the original).
+
+        The NaN guard (--nan_guard) checks each loss before its own step: `stop` raises (the run
+        then ends without saving), `skip` leaves that step out (D's, or G's and F's together).
+        """
         self.forward()
 
         self.set_requires_grad(self.netD, True)
         self.optimizer_D.zero_grad()
         self.loss_D = self.compute_D_loss()
-        self.loss_D.backward()
-        self.optimizer_D.step()
+        if self.losses_are_finite(("D_fake", "D_real", "D")):
+            self.loss_D.backward()
+            self.optimizer_D.step()
 
         self.set_requires_grad(self.netD, False)
         self.optimizer_G.zero_grad()
         if self.optimizer_F is not None:
             self.optimizer_F.zero_grad()
         self.loss_G = self.compute_G_loss()
-        self.loss_G.backward()
-        self.optimizer_G.step()
-        if self.optimizer_F is not None:
-            self.optimizer_F.step()
+        if self.losses_are_finite(("G_GAN", "NCE", "NCE_Y", "G")):
+            self.loss_G.backward()
+            self.optimizer_G.step()
+            if self.optimizer_F is not None:
+                self.optimizer_F.step()
         return self.get_current_losses()
 
     # ------------------------------------------------------------------ losses

@@ -2,9 +2,12 @@
 
 Parsing order, as in the original: base options -> the model's option setter (may add options
 and change defaults, e.g. CUT/FastCUT presets) -> the dataset's option setter -> strict parse.
-The resolved options are validated once, printed, and written next to the checkpoints as
-`<phase>_opt.txt` (the original's format) and `<phase>_opt.json`.
+The resolved options are validated once and printed; the entry script writes them next to the
+checkpoints as `<phase>_opt.txt` (the original's format) and `<phase>_opt.json` with
+`save_options` once every other check (data, model) has passed too, so a rejected run never
+overwrites the options file of an existing experiment.
 """
+import argparse
 import json
 import os
 import shlex
@@ -18,7 +21,7 @@ from models.networks.init import INIT_TYPES
 from models.networks.layers import NORMS
 from util.errors import UserError
 from util.runtime import parse_gpu_ids, resolve_gpu_ids
-from util.util import str2bool
+from util.util import atomic_write, jsonable, str2bool
 
 from .parser import OptionParser
 
@@ -40,6 +43,8 @@ class BaseOptions:
         else:
             self.argv = list(cmd_line)
         self.parser = None
+        self.given = set()  # the options typed on the command line (set by parse)
+        self.dump = None  # (text, dict) of the options as parsed, written by save_options
 
     def initialize(self, parser):
         p = parser
@@ -126,7 +131,9 @@ class BaseOptions:
 
         parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
         self.parser = parser
-        return parser.parse_args()
+        opt = parser.parse_args()
+        self.given = given_options(parser, self.argv)
+        return opt
 
     def parse(self):
         opt = self.gather_options()
@@ -139,7 +146,11 @@ class BaseOptions:
                 raise UserError(f"--suffix '{opt.suffix}' names an unknown option: {err}") from None
 
         self.validate(opt)
-        self.save_options(opt)
+        # Snapshot the dump now, as the original: gpu_ids still as typed, before the entry
+        # script's own changes (test.py forces batch_size 1, ...).
+        self.dump = (self.format_options(opt),
+                     {k: jsonable(v) for k, v in sorted(vars(opt).items())})
+        print(self.dump[0], end="")
 
         opt.gpu_ids = resolve_gpu_ids(parse_gpu_ids(opt.gpu_ids))
         if len(opt.gpu_ids) > 1 and opt.batch_size < len(opt.gpu_ids):
@@ -181,23 +192,28 @@ class BaseOptions:
         return "\n".join(lines) + "\n"
 
     def save_options(self, opt):
-        message = self.format_options(opt)
-        print(message, end="")
+        """Write `<phase>_opt.txt` and `<phase>_opt.json`; call once every check has passed."""
         expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
         try:
             os.makedirs(expr_dir, exist_ok=True)
-            with open(os.path.join(expr_dir, f"{opt.phase}_opt.txt"), "wt") as f:
-                f.write(message)
-            with open(os.path.join(expr_dir, f"{opt.phase}_opt.json"), "wt") as f:
-                json.dump({k: _jsonable(v) for k, v in sorted(vars(opt).items())}, f, indent=2)
+            with atomic_write(os.path.join(expr_dir, f"{opt.phase}_opt.txt"), "wt") as f:
+                f.write(self.dump[0])
+            with atomic_write(os.path.join(expr_dir, f"{opt.phase}_opt.json"), "wt") as f:
+                json.dump(self.dump[1], f, indent=2)
                 f.write("\n")
         except OSError as err:
             print(f"warning: could not write options to {expr_dir}: {err}")
 
 
-def _jsonable(value):
-    if isinstance(value, float) and value == float("inf"):
-        return "inf"
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+
+def given_options(parser, argv):
+    """The destinations of the options present on the command line `argv`.
+
+    argparse fills in a default only for attributes the namespace lacks, so parsing into a
+    namespace pre-filled with a marker leaves exactly the typed options changed.
+    """
+    marker = object()
+    namespace = argparse.Namespace(**{action.dest: marker for action in parser._actions
+                                      if action.dest != argparse.SUPPRESS})
+    parser.parse_known_args(argv, namespace)
+    return {dest for dest, value in vars(namespace).items() if value is not marker}

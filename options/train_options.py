@@ -1,7 +1,10 @@
 """Training options (spec 2.3)."""
+import os
+
 from models.losses import GAN_MODES
 from models.schedulers import LR_POLICIES
 
+from util.checkpoint import existing_checkpoints
 from util.errors import UserError
 
 from .base_options import BaseOptions
@@ -35,7 +38,13 @@ class TrainOptions(BaseOptions):
         p.add_argument("--save_epoch_freq", type=int, default=5, help="save checkpoints at the end of every this many epochs")
         p.add_argument("--evaluation_freq", type=int, default=5000, help="evaluation freq (unused, kept for compatibility)")
         p.add_argument("--save_by_iter", action="store_true", help="whether saves model by iteration")
-        p.add_argument("--continue_train", action="store_true", help="continue training: load the latest model")
+        p.add_argument("--keep_last", type=int, default=0,
+                       help="keep only the newest N numbered checkpoints (<epoch>_net_*.pth, "
+                            "iter_<n>_net_*.pth); 0 keeps all")
+        p.add_argument("--continue_train", action="store_true",
+                       help="continue training: resume exactly from latest_state.pth when present "
+                            "(optimizers, epoch, RNGs), otherwise load the --epoch weights as the "
+                            "original")
         p.add_argument("--epoch_count", type=int, default=1,
                        help="the starting epoch count; models are saved by <epoch_count>, <epoch_count>+<save_latest_freq>, ...")
         p.add_argument("--phase", type=str, default="train", help="train, val, test, etc")
@@ -53,6 +62,10 @@ class TrainOptions(BaseOptions):
                        help="the size of the image buffer that stores previously generated images")
         p.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICIES, help="learning rate policy")
         p.add_argument("--lr_decay_iters", type=int, default=50, help="multiply by a gamma every lr_decay_iters epochs")
+        # reliability
+        p.add_argument("--nan_guard", type=str, default="stop", choices=("stop", "skip", "off"),
+                       help="on a NaN/Inf loss: stop the run without saving (stop), leave that "
+                            "update out and go on (skip), or do not check (off; no host sync)")
         return p
 
     def validate(self, opt):
@@ -68,3 +81,12 @@ class TrainOptions(BaseOptions):
             raise UserError(f"--epoch_count {opt.epoch_count} is outside 1..{total} (n_epochs + n_epochs_decay)")
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive (got {opt.lr})")
+        if opt.keep_last < 0:
+            raise UserError(f"--keep_last must be 0 (keep all) or more (got {opt.keep_last})")
+        if not opt.continue_train:
+            folder = os.path.join(opt.checkpoints_dir, opt.name)
+            found = existing_checkpoints(folder)
+            if found:
+                raise UserError(f"{folder} already holds checkpoints of an earlier run ({found[0]}"
+                                f"{' and more' if len(found) > 1 else ''}); pass --continue_train "
+                                "to resume it, or choose another --name to start a new run")

@@ -286,6 +286,11 @@ def train(cfg, paths):
     print(f"  {cfg['mode']}: {total_epochs} epoch(s) of {batches} iterations (batch size "
           f"{batch_size}); full output in {paths['train_log']}", flush=True)
     open(paths["train_log"], "w").close()  # one run per log
+    # The demo owns its run folder: a rerun trains afresh (train.py itself refuses to start a
+    # new run over an earlier run's checkpoints).
+    from util.checkpoint import existing_checkpoints  # torch is imported only when needed
+    for fname in existing_checkpoints(paths["checkpoint"]):
+        os.remove(os.path.join(paths["checkpoint"], fname))
     return run_logged([os.path.join(ROOT, "train.py")] + train_args(cfg, paths),
                       paths["train_log"], progress.feed)
 

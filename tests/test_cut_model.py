@@ -9,6 +9,7 @@ from models import create_model
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.checkpoint import load_state_dict_file
+from util.errors import UserError
 
 SMALL = "--ngf 8 --ndf 8 --netF_nc 16 --num_patches 6 --gpu_ids -1"
 
@@ -141,3 +142,17 @@ def test_checkpoints_round_trip_and_accept_module_prefix(tmp_path):
     test_model.setup(test_opt)
     for k, v in test_model.netG.state_dict().items():
         assert torch.equal(v, state[k]), k
+
+
+def test_images_too_small_for_the_networks_are_named_in_one_line(tmp_path):
+    opt, model = build(tmp_path)
+    model.set_input(batch(size=24))  # the smallest square size the default D accepts
+    data = batch(size=32)
+    data["B"], data["B_paths"] = batch(size=16)["B"], ["tiny_b.png", "b1.png"]
+    with pytest.raises(UserError, match=r"image tiny_b.png becomes 16x16 pixels .* too small for netD"):
+        model.set_input(data)
+    # at test time only G has to accept it
+    _, test_model = build(tmp_path, train=False)
+    test_model.set_input(batch(size=8))
+    with pytest.raises(UserError, match=r"image a0.png becomes 4x4 pixels .* too small for netG"):
+        test_model.set_input(batch(size=4))

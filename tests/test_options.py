@@ -106,8 +106,16 @@ def test_missing_dataroot_is_a_user_error(tmp_path):
 
 
 def test_option_dump_format_and_json(tmp_path):
-    opt = parse_train(tmp_path, "--CUT_mode FastCUT --batch_size 2")
+    root = tmp_path / "root"
+    (root / "trainA").mkdir(parents=True)
+    options = TrainOptions(f"--dataroot {root} --checkpoints_dir {tmp_path / 'ck'} --name exp "
+                           "--gpu_ids -1 --CUT_mode FastCUT --batch_size 2")
+    opt = options.parse()
     folder = tmp_path / "ck" / "exp"
+    assert not (folder / "train_opt.txt").exists()  # parse() checks and prints, never writes
+    opt.batch_size = 5  # what the entry script changes later is not part of the dump
+    options.save_options(opt)
+    assert by_key_value(folder / "train_opt.txt", "gpu_ids") == "-1"  # as typed, as the original
     lines = (folder / "train_opt.txt").read_text().splitlines()
     assert lines[0] == "----------------- Options ---------------"
     assert lines[-1] == "----------------- End -------------------"
@@ -124,6 +132,23 @@ def test_option_dump_format_and_json(tmp_path):
     assert stored["batch_size"] == 2 and stored["CUT_mode"] == "FastCUT" and stored["max_dataset_size"] == "inf"
 
 
+def by_key_value(path, key):
+    for line in path.read_text().splitlines():
+        if line[:25].strip() == key:
+            return line[27:].split("\t")[0].strip()
+    raise KeyError(key)
+
+
+def test_given_options_are_the_typed_ones(tmp_path):
+    root = tmp_path / "root"
+    (root / "trainA").mkdir(parents=True)
+    options = TrainOptions(f"--dataroot {root} --checkpoints_dir {tmp_path} --epoch_count 1 "
+                           "--CUT_mode FastCUT --no_antialias")
+    options.parse()
+    # --epoch_count 1 equals the default and still counts as typed; presets do not
+    assert options.given == {"dataroot", "checkpoints_dir", "epoch_count", "CUT_mode", "no_antialias"}
+
+
 def test_suffix_is_expanded_into_the_name(tmp_path):
     opt = parse_train(tmp_path, "--suffix {netG}_bs{batch_size}")
     assert opt.name == "exp_resnet_9blocks_bs1"
@@ -136,7 +161,7 @@ def test_test_options(tmp_path):
     assert (opt.phase, opt.num_test, opt.eval, opt.results_dir) == ("test", 50, False, "./results/")
     assert opt.load_size == 256 and opt.crop_size == 256  # resized straight to the crop size
     assert opt.isTrain is False
-    assert os.path.isfile(tmp_path / "t" / "test_opt.txt")
+    assert not os.path.exists(tmp_path / "t")  # test.py writes test_opt.txt once G is loaded
     assert not hasattr(opt, "display_id")
 
 

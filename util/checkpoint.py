@@ -1,5 +1,6 @@
 """Checkpoint files: atomic writes, and loading that tolerates a DataParallel `module.` prefix."""
 import os
+import re
 import tempfile
 
 import torch
@@ -8,23 +9,45 @@ from .errors import UserError
 
 
 def atomic_torch_save(obj, path):
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+    """torch.save to a temporary file in the same folder, flush, fsync, then rename over `path`.
 
-    A crash or a full disk during the write leaves the previous file intact.
+    A crash during the write leaves the previous file intact.  A failed write (disk full, no
+    permission) removes the temporary file, keeps the previous file and raises a one-line
+    UserError that names the file.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    tmp_path = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
+        tmp_path = None
+        _fsync_folder(folder)  # make the rename itself durable
+    except OSError as err:
+        reason = err.strerror or str(err)
+        kept = "the previous file is intact" if os.path.exists(path) else "no earlier file existed"
+        raise UserError(f"cannot write checkpoint {path}: {reason} ({kept}); free disk space or "
+                        f"fix the permissions of {folder}") from None
+    finally:
+        if tmp_path is not None and os.path.exists(tmp_path):
             os.remove(tmp_path)
-        raise
+
+
+def _fsync_folder(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not supported here (e.g. Windows); the data itself is already on disk
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def strip_module_prefix(state_dict):
@@ -70,3 +93,42 @@ def load_into(net, path, map_location="cpu"):
         raise UserError(f"checkpoint {path} does not fit the network built from the options: "
                         f"{'; '.join(details)} (check --netG/--ngf/--normG/--no_antialias...)")
     net.load_state_dict(state_dict, strict=True)
+
+
+STATE_FILE = "latest_state.pth"  # the resumable checkpoint (util/training_state.py)
+
+# `<epoch>_net_<Name>.pth` and `iter_<samples>_net_<Name>.pth`; `latest`, `best`, ... never match.
+NUMBERED_CHECKPOINT = re.compile(r"^(iter_)?(\d+)_net_.+\.pth$")
+
+
+def prune_checkpoints(folder, keep_last):
+    """Delete all but the `keep_last` newest numbered checkpoints in `folder`; returns the removed
+    paths.  Epoch files and iteration files (--save_by_iter) are counted separately, and every
+    network of a kept epoch is kept.  keep_last <= 0 keeps everything (the original's behaviour).
+    """
+    if keep_last <= 0 or not os.path.isdir(folder):
+        return []
+    groups = {}  # (is_iter, number) -> file names
+    for fname in os.listdir(folder):
+        match = NUMBERED_CHECKPOINT.match(fname)
+        if match:
+            groups.setdefault((bool(match.group(1)), int(match.group(2))), []).append(fname)
+    removed = []
+    for is_iter in (False, True):
+        numbers = sorted(number for kind, number in groups if kind == is_iter)
+        for number in numbers[:-keep_last]:
+            for fname in groups[(is_iter, number)]:
+                path = os.path.join(folder, fname)
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def existing_checkpoints(folder):
+    """Sorted names of the training checkpoints in `folder` (latest and numbered network files,
+    the resumable state); files such as untrained_net_G.pth or best_net_G.pth do not count."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(fname for fname in os.listdir(folder)
+                  if fname == STATE_FILE or NUMBERED_CHECKPOINT.match(fname)
+                  or (fname.startswith("latest_net_") and fname.endswith(".pth")))

@@ -2,7 +2,8 @@
 
 Anything the user can fix (a missing folder, an unreadable image, an impossible option) raises
 `UserError`.  The entry scripts catch it and print one line, `error: <message>`, then exit with
-status 2 -- no traceback.  Library code never calls `sys.exit` itself.
+the error's status (2 unless it says otherwise) -- no traceback.  Library code never calls
+`sys.exit` itself.
 """
 import sys
 
@@ -10,14 +11,30 @@ import sys
 class UserError(Exception):
     """A problem with the user's input or files, explained in one line."""
 
+    exit_code = 2
+
+
+class NonFiniteLossError(UserError):
+    """Training produced a NaN or infinite loss (or weights); the run stops before saving them."""
+
+    exit_code = 3
+
+    def __init__(self, message, name=None, value=None):
+        super().__init__(message)
+        self.name = name
+        self.value = value
+
 
 def run_cli(main):
-    """Call `main()`; turn a UserError into a one-line message and exit status 2."""
+    """Call `main()`; exit with the status it returns if that is a non-zero int (anything else
+    means success); turn a UserError into a one-line message and its exit status."""
     try:
-        main()
+        status = main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(status, int) and not isinstance(status, bool) and status != 0:
+        sys.exit(status)

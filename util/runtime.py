@@ -54,3 +54,48 @@ def prepare_runtime(opt):
     if opt.seed is not None:
         seed_everything(opt.seed)
     configure_backends(opt.gpu_ids, opt.preprocess)
+
+
+# ---------------------------------------------------------------------------- RNG state
+# Every random stream a training step can touch: Python's `random` (the B-image pick), numpy's
+# global RNG (patch locations, flips for flip-equivariance, zoom), torch on the CPU (init, crops,
+# flips, the data order without --seed) and on each GPU, and the loader's own generator (data
+# order and worker seeds with --seed).  Saved in the resumable checkpoint so that a resumed run
+# draws exactly the numbers an uninterrupted one would.
+
+def get_rng_state(loader_generator=None):
+    """A dict of tensors and plain values that `torch.load(weights_only=True)` can read back."""
+    kind, keys, pos, has_gauss, cached_gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                  float(cached_gauss)),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "loader": loader_generator.get_state() if loader_generator is not None else None,
+    }
+    return state
+
+
+def set_rng_state(state, loader_generator=None):
+    """Restore what `get_rng_state` captured.  Returns a list of streams that could not be restored
+    (a GPU count or a --seed setting that differs from the saved run), for the caller to report."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached_gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gauss))
+    torch.set_rng_state(state["torch"])
+    problems = []
+    if state["cuda"]:
+        if torch.cuda.is_available() and torch.cuda.device_count() == len(state["cuda"]):
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            problems.append(f"CUDA RNG of {len(state['cuda'])} GPU(s)")
+    if state["loader"] is not None:
+        if loader_generator is not None:
+            loader_generator.set_state(state["loader"])
+        else:
+            problems.append("the data loader's generator (the saved run used --seed)")
+    elif loader_generator is not None:
+        problems.append("the data loader's generator (the saved run had no --seed)")
+    return problems

@@ -80,6 +80,15 @@ def str2bool(v):
         f"boolean value expected (one of {', '.join(sorted(_TRUE | _FALSE))}), got {v!r}")
 
 
+def jsonable(value):
+    """An option value as JSON can hold it: inf becomes "inf", other objects their str()."""
+    if isinstance(value, float) and value == float("inf"):
+        return "inf"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
 def mkdirs(paths):
     """Create one folder (a str) or several (a list); existing ones are fine."""
     if isinstance(paths, (list, tuple)):

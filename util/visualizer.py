@@ -21,7 +21,6 @@ port 2004 with base URL `<tensorboard_base_url>/visdom`.
 import json
 import logging
 import os
-import random
 import socket
 import time
 import warnings
@@ -85,6 +84,12 @@ class Visualizer:
 
     # ----------------------------------------------------------------------------- visdom setup
     def _open_visdom(self, display_id):
+        drawn_id = None
+        if display_id is None:
+            # The original draws a window id from numpy's global RNG here whenever --display_id
+            # is unset, connected or not; drawing it too keeps seeded runs on the original's
+            # stream of numpy numbers (flip-equivariance flips, patch locations).
+            drawn_id = int(np.random.randint(100000)) * 10
         if display_id is not None and display_id <= 0:
             return
         opt = self.opt
@@ -100,8 +105,7 @@ class Visualizer:
         problem, client = _connect(server, port, env, base_url)
         if problem is None:
             self.vis = client
-            # A private generator: drawing the id must not shift seeded random streams.
-            self.display_id = display_id or random.Random().randrange(10, 1000000, 10)
+            self.display_id = display_id or drawn_id or 10  # id 0 would mean "off"
             print(f"visdom: plotting to {where} (env '{env}', window id {self.display_id})")
         elif display_id is None:
             print(f"visdom: {problem} at {where}, live plots off "
