@@ -1,6 +1,7 @@
 """Shared fixtures: tiny generated image folders in the layouts the original expects."""
 import os
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,3 +34,13 @@ def make_unaligned(root, splits=("train", "test"), n_a=3, n_b=4, size=40):
 def tiny_dataroot(tmp_path):
     """trainA (3), trainB (4), testA (3), testB (4) images of 40x40 pixels."""
     return make_unaligned(tmp_path / "data")
+
+
+def data_opt(root, **overrides):
+    """The options the data package reads, for a training set under `root` (no parser needed)."""
+    opt = dict(dataroot=str(root), phase='train', direction='AtoB', input_nc=3, output_nc=3,
+               serial_batches=True, num_threads=0, batch_size=1, load_size=32, crop_size=16,
+               max_dataset_size=float('inf'), preprocess='resize_and_crop', no_flip=True,
+               isTrain=True, n_epochs=2, seed=None, dataset_mode='unaligned')
+    opt.update(overrides)
+    return SimpleNamespace(**opt)

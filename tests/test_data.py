@@ -5,7 +5,6 @@ re-computation, never from running the code under test.
 """
 import os
 import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,14 +19,10 @@ from data.single_dataset import SingleDataset
 from data.unaligned_dataset import UnalignedDataset
 from util.errors import UserError
 
+from conftest import data_opt
 
-def make_opt(root, **overrides):
-    opt = dict(dataroot=str(root), phase='train', direction='AtoB', input_nc=3, output_nc=3,
-               serial_batches=True, num_threads=0, batch_size=1, load_size=32, crop_size=16,
-               max_dataset_size=float('inf'), preprocess='resize_and_crop', no_flip=True,
-               isTrain=True, n_epochs=2, seed=None, dataset_mode='unaligned')
-    opt.update(overrides)
-    return SimpleNamespace(**opt)
+
+make_opt = data_opt  # the data package's options, see conftest
 
 
 def noise(h, w, seed, channels=3):

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ from data.image_io import convert_image, load_image
 from data.unaligned_dataset import UnalignedDataset
 from util.errors import UserError
 
-from conftest import ROOT
+from conftest import ROOT, data_opt
 
 FAST = "--load_size 36 --crop_size 32 --num_threads 0 --gpu_ids -1 --display_id 0"
 
@@ -35,12 +34,7 @@ RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
 
 def make_opt(root, **overrides):
-    opt = dict(dataroot=str(root), phase='train', direction='AtoB', input_nc=3, output_nc=3,
-               serial_batches=True, num_threads=0, batch_size=1, load_size=36, crop_size=32,
-               max_dataset_size=float('inf'), preprocess='resize_and_crop', no_flip=True,
-               isTrain=True, n_epochs=1, seed=None, dataset_mode='unaligned')
-    opt.update(overrides)
-    return SimpleNamespace(**opt)
+    return data_opt(root, **{**dict(load_size=36, crop_size=32, n_epochs=1), **overrides})
 
 
 def noise(w, h, seed=0):
