@@ -55,8 +55,7 @@ def main(argv=None):
     dataset_size = len(dataset)
     model = create_model(opt)
     print(f"The number of training images = {dataset_size}")
-    options.save_options(opt)  # only now that every check has passed
-    visualizer = Visualizer(opt)
+    visualizer = Visualizer(opt, start=False)  # files come once every check has passed
 
     # -- data-dependent initialisation, once.  CUT builds its MLP heads here (their widths depend
     # on the features); weights are loaded only afterwards, so the heads exist to receive them.
@@ -72,6 +71,7 @@ def main(argv=None):
         batches = itertools.chain([first_batch], batches)
         model.data_dependent_initialize(first_batch)
         model.setup(opt)
+        saved_at = None  # where the last resumable checkpoint stands, for messages
     else:
         progress = Progress(**resume["progress"])
         epoch_rng = resume["epoch_rng"]
@@ -82,8 +82,11 @@ def main(argv=None):
         for change in option_changes(resume, opt, dataset_size):
             print(f"notice: changed since the saved run: {change}")
         batches = restore_position(resume, dataset, progress)
+        saved_at = progress.describe()
+        resume = None  # the weights and moments it held now live in the model: free them
     model.parallelize()
-    saved_at = progress.describe() if resume else None  # where the last resumable state stands
+    options.save_options(opt)  # only now that every check has passed
+    visualizer.start()
 
     def save_state():
         nonlocal saved_at
@@ -101,10 +104,14 @@ def main(argv=None):
             model.save_networks(label)
 
     def last_good():
-        path = state_path(opt)
         if saved_at is None:
             return "and this run has not written a checkpoint yet"
-        return f"the last good checkpoint is {path} ({saved_at})"
+        return f"the last good checkpoint is {state_path(opt)} ({saved_at})"
+
+    def stop_for(signame):
+        print(f"received {signame}: saved a resumable checkpoint at {progress.describe()} "
+              f"({state_path(opt)}); to resume, run the same command with --continue_train")
+        visualizer.close()
 
     # -- training loop
     train_start = time.time()
@@ -132,9 +139,9 @@ def main(argv=None):
                     model.optimize_parameters()
                 except NonFiniteLossError as err:
                     raise NonFiniteLossError(
-                        f"non-finite loss at epoch {epoch}, iteration {progress.epoch_iter + batch_size} "
-                        f"(total_iters {before + batch_size}): {err}; the run stopped without saving, "
-                        f"{last_good()}; --nan_guard skip would leave such updates out",
+                        f"non-finite loss at epoch {epoch}, iteration {progress.batches + 1} "
+                        f"(total_iters {before + batch_size}): {err}; the run stopped without "
+                        f"saving, {last_good()}; --nan_guard skip would leave such updates out",
                         err.name, err.value) from None
                 synchronize()
                 progress.step(batch_size)
@@ -155,20 +162,20 @@ def main(argv=None):
                                                     elapsed=time.time() - train_start)
                     visualizer.plot_current_losses(epoch, progress.epoch_iter / dataset_size, losses)
 
+                saved_latest = False
                 if crossed(opt.save_latest_freq, before, total_iters):
                     print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
                     print(opt.name)
                     save_networks(f"iter_{total_iters}" if opt.save_by_iter else "latest")
                     save_state()
+                    saved_latest = not opt.save_by_iter
 
                 if stop.requested:
-                    if saved_at != progress.describe():  # not saved by the lines above
+                    if not saved_latest:
                         save_networks("latest")
+                    if saved_at != progress.describe():
                         save_state()
-                    print(f"received {stop.name}: saved a resumable checkpoint at epoch {epoch}, "
-                          f"total_iters {total_iters} ({state_path(opt)}); resume with the same "
-                          "command plus --continue_train")
-                    visualizer.close()
+                    stop_for(stop.name)
                     return 128 + stop.requested
 
                 iter_data_time = time.time()
@@ -186,6 +193,12 @@ def main(argv=None):
             progress.next_epoch()
             if last_saved_epoch == epoch:
                 save_state()  # at the start of the next epoch, learning rate already updated
+            if stop.requested and epoch < last_epoch:  # asked during the end-of-epoch work
+                if last_saved_epoch != epoch:
+                    save_networks("latest")
+                    save_state()
+                stop_for(stop.name)
+                return 128 + stop.requested
 
         # The original only saves on multiples of --save_epoch_freq, so the final epochs of a run
         # whose length is not such a multiple were lost; keep them as `latest`.

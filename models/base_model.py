@@ -16,6 +16,12 @@ from util.errors import NonFiniteLossError, UserError
 
 from .schedulers import get_scheduler
 
+MAX_SKIPS_IN_A_ROW = 100  # --nan_guard skip gives up after this many consecutive bad updates
+
+# Scheduler settings that come from options rather than from training progress: a resumed run
+# takes them from its own options (so --lr_decay_iters or --n_epochs may change on resume).
+_SCHEDULER_SETTINGS = ("step_size", "T_max")
+
 
 class BaseModel(ABC):
     """Checkpointing, schedulers, device handling and visual/loss bookkeeping."""
@@ -36,6 +42,7 @@ class BaseModel(ABC):
         # What a non-finite loss does: stop (raise), skip (the update), off (no check, no sync).
         self.nan_guard = getattr(opt, "nan_guard", "off")
         self.skipped_steps = 0
+        self._skips_in_a_row = {}  # per guarded group of losses
         self._meta_nets = {}  # weightless copies of networks, for image-size checks
         self._sizes_ok = set()
 
@@ -192,6 +199,8 @@ class BaseModel(ABC):
                 raise UserError(f"{where} holds {len(state[kind])} {kind} but this model has "
                                 f"{len(objects)}; resume with the options of that run")
             for obj, obj_state in zip(objects, state[kind]):
+                if kind == "schedulers":
+                    obj_state = {k: v for k, v in obj_state.items() if k not in _SCHEDULER_SETTINGS}
                 obj.load_state_dict(obj_state)
 
     # ------------------------------------------------------------------ input sizes
@@ -235,11 +244,17 @@ class BaseModel(ABC):
         values = [getattr(self, "loss_" + name) for name in names]
         tensors = [v.detach().reshape(()) for v in values if isinstance(v, torch.Tensor)]
         if not tensors or bool(torch.isfinite(torch.stack(tensors).float()).all()):
+            self._skips_in_a_row[names] = 0
             return True
         name, value = next((n, float(v.detach())) for n, v in zip(names, values)
                            if isinstance(v, torch.Tensor) and not torch.isfinite(v.detach()).all())
         if self.nan_guard == "skip":
             self.skipped_steps += 1
+            in_a_row = self._skips_in_a_row[names] = self._skips_in_a_row.get(names, 0) + 1
+            if in_a_row >= MAX_SKIPS_IN_A_ROW:
+                raise NonFiniteLossError(f"loss {name} is {value}, non-finite {in_a_row} updates in a "
+                                         "row: the model is broken, skipping no longer helps",
+                                         name=name, value=value)
             print(f"warning: non-finite loss {name} = {value}: update skipped (--nan_guard skip; "
                   f"{self.skipped_steps} skipped so far)")
             return False

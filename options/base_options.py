@@ -196,9 +196,9 @@ class BaseOptions:
         expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
         try:
             os.makedirs(expr_dir, exist_ok=True)
-            with atomic_write(os.path.join(expr_dir, f"{opt.phase}_opt.txt"), "wt") as f:
+            with atomic_write(os.path.join(expr_dir, f"{opt.phase}_opt.txt"), "wt", fsync=True) as f:
                 f.write(self.dump[0])
-            with atomic_write(os.path.join(expr_dir, f"{opt.phase}_opt.json"), "wt") as f:
+            with atomic_write(os.path.join(expr_dir, f"{opt.phase}_opt.json"), "wt", fsync=True) as f:
                 json.dump(self.dump[1], f, indent=2)
                 f.write("\n")
         except OSError as err:

@@ -7,7 +7,9 @@ Faults are injected deterministically by tests/faulty_train.py.
 """
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -108,47 +110,100 @@ def test_sigkill_right_after_a_save_then_continue_train_is_bit_identical(workdir
 
 @pytest.mark.parametrize("fault,signame,rc,args,name", [
     ("signal_at:TERM:3", "SIGTERM", 143, CUT_RUN, "ref_cut"),
-    # Ctrl-C reaches every process of the group: the DataLoader workers must survive it
-    ("group_signal_at:INT:7", "SIGINT", 130, FASTCUT_RUN, "ref_fastcut"),
-], ids=["SIGTERM", "Ctrl-C-to-the-group"])
+    # asked for during the end of epoch 1: saved at the start of epoch 2, not an iteration later
+    ("signal_at_epoch_end:TERM:1", "SIGTERM", 143, CUT_RUN, "ref_cut"),
+    # Ctrl-C reaches every process of the group.  It arrives while the main process waits for the
+    # batch of iteration 3, which worker 0 is still preparing: the worker must survive the signal
+    # and deliver, and the run save after that iteration.  (Epoch 1: its workers were started
+    # before the training loop installed its own handlers, which later workers inherit.)
+    ("group_signal_in_worker:INT:2", "SIGINT", 130, FASTCUT_RUN, "ref_fastcut"),
+], ids=["SIGTERM", "SIGTERM-at-epoch-end", "Ctrl-C-to-the-group-while-waiting-for-a-worker"])
 def test_stop_signal_saves_at_the_end_of_the_iteration_and_resume_is_bit_identical(
         workdir, fault, signame, rc, args, name):
     ref = reference(workdir, name, args)
-    at = int(fault.rsplit(":", 1)[1])
-    first, second, saved, folder = interrupted_then_resumed(workdir, f"{signame}_{name}", args, fault, rc)
+    run_name = fault.replace(":", "_")
+    first, second, saved, folder = interrupted_then_resumed(workdir, run_name, args, fault, rc)
     assert f"received {signame}: saved a resumable checkpoint" in first.stdout
     assert "Traceback" not in first.stderr
+    at = {"signal_at:TERM:3": 3, "signal_at_epoch_end:TERM:1": 4}.get(fault, 3)
     assert saved["progress"]["total_iters"] == at  # the iteration in flight was finished, then saved
     assert max(losses_by_iteration(folder)) == (12 if args is FASTCUT_RUN else 8)
     assert_same_weights(ref, folder)
 
 
 def test_a_failed_write_keeps_the_previous_checkpoint_and_resume_still_works(workdir):
+    # After the first save (iteration 4) files may not grow past 64 KiB: the final save fails
+    # in the operating system's write, as on a full disk.
     ref = reference(workdir, "ref_cut", CUT_RUN)
     first, second, saved, folder = interrupted_then_resumed(
-        workdir, "enospc", CUT_RUN, "enospc_on_save:2", expect_rc=2)
+        workdir, "full_disk", CUT_RUN, "fsize_after_save:1", expect_rc=2)
     lines = first.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in first.stderr
-    assert lines[0].startswith("error: cannot write checkpoint") and "latest_state.pth" in lines[0]
-    assert "No space left on device" in lines[0] and "previous file is intact" in lines[0]
+    assert len(lines) == 1 and "Traceback" not in first.stderr, first.stderr
+    assert lines[0].startswith(f"error: cannot write checkpoint {folder}/latest_net_")
+    assert "File too large (the previous file is intact)" in lines[0]
     assert saved["progress"]["total_iters"] == 4  # the first save, untouched by the failed second
-    assert not [f for f in os.listdir(folder) if f.startswith(".tmp_")]
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
     assert_same_weights(ref, folder)
 
 
-def test_atomic_save_failure_leaves_the_old_file_loadable(tmp_path, monkeypatch):
+def test_atomic_save_failure_leaves_the_old_file_loadable(tmp_path):
     path = tmp_path / "latest_net_G.pth"
     atomic_torch_save({"w": torch.ones(3)}, path)
-
-    def full_disk(obj, f):
-        f.write(b"partial")
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(UserError, match="No space left on device.*previous file is intact"):
-        atomic_torch_save({"w": torch.zeros(3)}, path)
-    monkeypatch.undo()
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limits[1]))  # a real write failure (EFBIG)
+    try:
+        with pytest.raises(UserError, match="cannot write checkpoint .*: File too large "
+                                            r"\(the previous file is intact\)"):
+            atomic_torch_save({"w": torch.zeros(10000)}, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
-    assert os.listdir(tmp_path) == ["latest_net_G.pth"]
+    assert os.listdir(tmp_path) == ["latest_net_G.pth"]  # no temporary file left behind
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~current_umask())  # like any file
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_fine_tuning_run_resumes_from_its_own_state(workdir):
+    """A run started from another run's weights (--pretrained_name) is resumed by the same
+    command, not restarted from those weights."""
+    reference(workdir, "ref_cut", CUT_RUN)
+    tune = f"{CUT_RUN} --continue_train --pretrained_name ref_cut"
+    ref = reference(workdir, "ref_tune", tune)
+    first, second, saved, folder = interrupted_then_resumed(workdir, "tune", tune, "signal_at:TERM:6", 143)
+    assert "to resume, run the same command with --continue_train" in first.stdout
+    assert f"resuming from {folder}/latest_state.pth" in second.stdout
+    assert f"loading the model from {workdir}/ck/ref_cut" not in second.stdout
+    assert_same_weights(ref, folder)
+
+
+def test_stop_with_save_by_iter_still_leaves_latest_weights(workdir):
+    name = "by_iter"
+    proc = run_train(f"--dataroot {workdir}/data --checkpoints_dir {workdir}/ck --name {name} {CUT_RUN} "
+                     "--save_by_iter --save_latest_freq 3", workdir, fault="signal_at:TERM:3")
+    assert proc.returncode == 143, proc.stderr
+    names = set(os.listdir(workdir / "ck" / name))
+    assert {"iter_3_net_G.pth", "latest_net_G.pth", "latest_state.pth"} <= names
+
+
+def test_resume_takes_schedule_settings_from_the_options_but_refuses_another_policy(workdir):
+    name = "steps"
+    args = f"{CUT_RUN} --lr_policy step --lr_decay_iters 1"
+    run_train(f"--dataroot {workdir}/data --checkpoints_dir {workdir}/ck --name {name} {args}",
+              workdir, fault="signal_at_epoch_end:TERM:1")
+    common = f"--dataroot {workdir}/data --checkpoints_dir {workdir}/ck --name {name} --continue_train"
+    other = run_train(f"{common} {CUT_RUN}", workdir)  # --lr_policy linear
+    assert other.returncode == 2 and "--lr_policy linear differs from the saved run's step" in other.stderr
+    # with --lr_decay_iters 5 the rate of epoch 2 stays 0.1x (one decay done), the 2nd decay is gone
+    checked(run_train(f"{common} {CUT_RUN} --lr_policy step --lr_decay_iters 5 --n_epochs_decay 2", workdir))
+    lrs = [r["lr"] for r in map(json.loads, (workdir / "ck" / name / "loss_log.jsonl").read_text().splitlines())]
+    assert lrs[:4] == [pytest.approx(2e-4)] * 4 and lrs[4:] == [pytest.approx(2e-5)] * 8
 
 
 # ---------------------------------------------------------------------------- NaN guard

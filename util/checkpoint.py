@@ -1,53 +1,34 @@
 """Checkpoint files: atomic writes, and loading that tolerates a DataParallel `module.` prefix."""
+import io
 import os
 import re
-import tempfile
 
 import torch
 
 from .errors import UserError
+from .util import atomic_write
 
 
 def atomic_torch_save(obj, path):
-    """torch.save to a temporary file in the same folder, flush, fsync, then rename over `path`.
+    """torch.save `obj` to `path` through a temporary file: written, flushed, fsynced, renamed.
 
-    A crash during the write leaves the previous file intact.  A failed write (disk full, no
-    permission) removes the temporary file, keeps the previous file and raises a one-line
-    UserError that names the file.
+    A crash during the write leaves the previous file intact.  The object is serialised in
+    memory first, so that a failing disk (full, no permission, file size limit) reports an
+    OSError from the write itself (torch's own file writer turns it into an opaque RuntimeError);
+    that becomes a one-line UserError naming the file, and the previous file stays as it was.
     """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     folder = os.path.dirname(os.path.abspath(path))
-    tmp_path = None
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-        tmp_path = None
-        _fsync_folder(folder)  # make the rename itself durable
+        with atomic_write(path, "wb", fsync=True) as f:
+            f.write(buffer.getbuffer())
     except OSError as err:
         reason = err.strerror or str(err)
         kept = "the previous file is intact" if os.path.exists(path) else "no earlier file existed"
         raise UserError(f"cannot write checkpoint {path}: {reason} ({kept}); free disk space or "
                         f"fix the permissions of {folder}") from None
-    finally:
-        if tmp_path is not None and os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-def _fsync_folder(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not supported here (e.g. Windows); the data itself is already on disk
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def strip_module_prefix(state_dict):

@@ -108,30 +108,39 @@ def read_training_state(path):
 def find_resume_state(opt, given):
     """The state to resume from, or None for a new run or the original's weights-only resume.
 
-    `given` is the set of options typed on the command line.  The resumable state is used with
-    --continue_train, unless the user chose other weights (--epoch other than latest, or
-    --pretrained_name); then the original's behaviour applies (weights only, --epoch_count).
+    `given` is the set of options typed on the command line.  With --continue_train the
+    resumable state is used when the run that wrote it chose its starting weights the same way
+    (the same --epoch and --pretrained_name, so the command that started a fine-tuning run also
+    resumes it); a different choice asks for other weights: the original's behaviour applies
+    (weights only, fresh optimizers, --epoch_count by hand).
     """
     if not opt.continue_train:
         return None
     path = state_path(opt)
-    if opt.epoch != "latest" or opt.pretrained_name:
-        if os.path.isfile(path):
-            which = f"--epoch {opt.epoch}" if opt.epoch != "latest" else "--pretrained_name"
-            print(f"notice: {which} given, so {path} is not used: loading weights only, fresh "
-                  f"optimizers, starting at --epoch_count {opt.epoch_count} (as the original)")
-        return None
     if not os.path.isfile(path):
-        print(f"notice: no {STATE_FILE} in {os.path.dirname(path)}: loading the latest weights only, "
-              f"fresh optimizers, starting at --epoch_count {opt.epoch_count} (as the original)")
+        print(f"notice: no {STATE_FILE} in {os.path.dirname(path)}: loading the --epoch {opt.epoch} "
+              f"weights only, fresh optimizers, starting at --epoch_count {opt.epoch_count} "
+              "(as the original)")
         return None
     state = read_training_state(path)
+    saved = state["options"]
+    for key in ("epoch", "pretrained_name"):
+        if jsonable(getattr(opt, key)) != saved.get(key):
+            print(f"notice: {path} was written by a run with --{key} {saved.get(key)}, this one asks "
+                  f"for --{key} {getattr(opt, key)}: loading those weights only, fresh optimizers, "
+                  f"starting at --epoch_count {opt.epoch_count} (as the original)")
+            return None
     progress = state["progress"]
-    if "epoch_count" in given and opt.epoch_count != progress["epoch"]:
+    if "epoch_count" in given and opt.epoch_count not in (progress["epoch"], saved["epoch_count"]):
         raise UserError(f"--epoch_count {opt.epoch_count} disagrees with {path}, which resumes at "
                         f"epoch {progress['epoch']} (after {progress['batches']} batches); drop "
                         "--epoch_count to resume exactly, or pick weights with --epoch (e.g. "
                         "--epoch 5) to continue from weights only, as the original")
+    if opt.lr_policy != saved["lr_policy"]:
+        raise UserError(f"--lr_policy {opt.lr_policy} differs from the saved run's "
+                        f"{saved['lr_policy']} ({path}); resume with --lr_policy {saved['lr_policy']}, "
+                        f"or start a new run from these weights: another --name with --continue_train "
+                        f"--pretrained_name {opt.name}")
     return state
 
 

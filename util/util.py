@@ -44,23 +44,43 @@ def save_image(image_numpy, image_path):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", **open_kwargs):
+def atomic_write(path, mode="w", fsync=False, **open_kwargs):
     """Open a hidden temporary file beside `path`; rename it onto `path` only on success.
 
     The name is unique (pid + random) and opened with 'x', so the file gets the usual umask
-    permissions (tempfile.mkstemp would make it private to the user).  No fsync: this guards
-    against a crashed or killed process, and test.py writes hundreds of small images.
+    permissions (tempfile.mkstemp would make it private to the user).  Without `fsync` this
+    guards against a crashed or killed process (test.py writes hundreds of small images); with
+    it the data and then the rename are forced to disk, against a power cut (checkpoints).
     """
     folder, base = os.path.split(os.path.abspath(path))
     tmp_path = os.path.join(folder, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp_path, mode.replace("w", "x"), **open_kwargs) as f:
             yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+    if fsync:
+        fsync_folder(folder)
+
+
+def fsync_folder(folder):
+    """Make a rename in `folder` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 _TRUE = {"yes", "true", "t", "y", "1"}

@@ -57,7 +57,13 @@ def save_images(webpage, visuals, image_path, width=256):
 class Visualizer:
     """Console, log files, HTML gallery and optional visdom plots for one training run."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, start=True):
+        """Connect to visdom (drawing the window id); with `start`, also create the log files.
+
+        train.py passes start=False and calls `start()` once every check has passed, so that a
+        rejected run leaves no trace in an existing experiment, while the window id is still
+        drawn at the original's point in the random stream.
+        """
         self.opt = opt
         self.name = opt.name
         self.win_size = getattr(opt, "display_winsize", 256)
@@ -70,14 +76,19 @@ class Visualizer:
         self._open_visdom(getattr(opt, "display_id", None))
 
         save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        util.mkdir(save_dir)
-        if self.use_html:
-            self.web_dir = os.path.join(save_dir, "web")
-            self.img_dir = os.path.join(self.web_dir, "images")
-            print(f"create web directory {self.web_dir}...")
-            util.mkdirs([self.web_dir, self.img_dir])
+        self.web_dir = os.path.join(save_dir, "web")
+        self.img_dir = os.path.join(self.web_dir, "images")
         self.log_name = os.path.join(save_dir, "loss_log.txt")
         self.jsonl_name = os.path.join(save_dir, "loss_log.jsonl")
+        if start:
+            self.start()
+
+    def start(self):
+        """Create the web folder and append the session header to loss_log.txt."""
+        util.mkdir(os.path.dirname(self.log_name))
+        if self.use_html:
+            print(f"create web directory {self.web_dir}...")
+            util.mkdirs([self.web_dir, self.img_dir])
         now = time.strftime("%c")
         with open(self.log_name, "a") as log_file:
             log_file.write(f"================ Training Loss ({now}) ================\n")
