@@ -14,10 +14,13 @@ import time
 import torch
 
 from data import create_dataset
+from metrics.fid import describe_protocol
+from metrics.training_eval import BestCheckpoint, TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.checkpoint import prune_checkpoints
 from util.errors import NonFiniteLossError, run_cli
+from util.monitor import EpochProgress, echo
 from util.runtime import get_rng_state, prepare_runtime
 from util.signals import StopSignals
 from util.training_state import (Progress, find_resume_state, option_changes, restore_position,
@@ -87,6 +90,9 @@ def main(argv=None):
     model.parallelize()
     options.save_options(opt)  # only now that every check has passed
     visualizer.start()
+    evaluator = TrainingEvaluator(opt, model.device) if opt.eval_freq > 0 else None
+    best = BestCheckpoint(model.save_dir, opt.eval_metric)
+    bar = EpochProgress(opt.progress)
 
     def save_state():
         nonlocal saved_at
@@ -94,14 +100,14 @@ def main(argv=None):
                             dataset_size)
         saved_at = progress.describe()
 
-    def save_networks(*labels):
+    def save_networks(*labels, names=None):
         bad = model.nonfinite_networks()
         if bad:  # never overwrite a good checkpoint with broken weights
             raise NonFiniteLossError(f"net{bad[0]} holds NaN or infinite weights at epoch "
                                      f"{progress.epoch}, total_iters {progress.total_iters}; "
                                      f"nothing was saved, {last_good()}")
         for label in labels:
-            model.save_networks(label)
+            model.save_networks(label, names)
 
     def last_good():
         if saved_at is None:
@@ -109,6 +115,7 @@ def main(argv=None):
         return f"the last good checkpoint is {state_path(opt)} ({saved_at})"
 
     def stop_for(signame):
+        bar.close()
         print(f"received {signame}: saved a resumable checkpoint at {progress.describe()} "
               f"({state_path(opt)}); to resume, run the same command with --continue_train")
         visualizer.close()
@@ -124,6 +131,7 @@ def main(argv=None):
                 epoch_rng = get_rng_state(dataset.generator)
                 dataset.set_epoch(epoch)
                 batches = iter(dataset)
+            bar.start(epoch, last_epoch, dataset_size // opt.batch_size, progress.batches)
             iter_data_time = time.time()
 
             for data in batches:
@@ -148,6 +156,8 @@ def main(argv=None):
                 progress.optimize_time = (0.995 * progress.optimize_time
                                           + 0.005 * (time.time() - t0) / batch_size)
                 total_iters = progress.total_iters
+                visualizer.step = total_iters
+                bar.update()
 
                 if crossed(opt.display_freq, before, total_iters):
                     save_result = crossed(opt.update_html_freq, before, total_iters)
@@ -164,8 +174,8 @@ def main(argv=None):
 
                 saved_latest = False
                 if crossed(opt.save_latest_freq, before, total_iters):
-                    print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
-                    print(opt.name)
+                    echo(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
+                    echo(opt.name)
                     save_networks(f"iter_{total_iters}" if opt.save_by_iter else "latest")
                     save_state()
                     saved_latest = not opt.save_by_iter
@@ -181,12 +191,20 @@ def main(argv=None):
                 iter_data_time = time.time()
 
             batches = None
+            bar.close()
             if epoch % opt.save_epoch_freq == 0:
                 print(f"saving the model at the end of epoch {epoch}, iters {progress.total_iters}")
                 save_networks("latest", epoch)
                 last_saved_epoch = epoch
                 for path in prune_checkpoints(model.save_dir, opt.keep_last):
                     print(f"removed {path} (--keep_last {opt.keep_last})")
+
+            if evaluator is not None and epoch % opt.eval_freq == 0:
+                record = {"epoch": epoch, "total_iters": progress.total_iters,
+                          **evaluator(dict(model.networks())["G"]), **describe_protocol()}
+                visualizer.log_metrics(record)
+                if best.update(record, lambda: save_networks("best", names=["G"])):
+                    print(f"best {opt.eval_metric.upper()} so far: saved best_net_G.pth (epoch {epoch})")
 
             print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {int(time.time() - epoch_start)} sec")
             model.update_learning_rate()

@@ -145,13 +145,15 @@ class BaseModel(ABC):
     def checkpoint_path(self, epoch, name, folder=None):
         return os.path.join(folder or self.save_dir, f"{epoch}_net_{name}.pth")
 
-    def save_networks(self, epoch):
-        """Write `<epoch>_net_<Name>.pth` for every network, atomically.
+    def save_networks(self, epoch, names=None):
+        """Write `<epoch>_net_<Name>.pth` for every network (or those in `names`), atomically.
 
         Keys never carry a `module.` prefix and tensors are on the CPU, so the files load into
         the original code as well as ours.
         """
         for name, net in self.networks():
+            if names is not None and name not in names:
+                continue
             state_dict = {key: value.detach().cpu() for key, value in net.state_dict().items()}
             atomic_torch_save(state_dict, self.checkpoint_path(epoch, name))
 

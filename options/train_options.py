@@ -36,7 +36,9 @@ class TrainOptions(BaseOptions):
         # saving
         p.add_argument("--save_latest_freq", type=int, default=5000, help="save the latest model every this many samples")
         p.add_argument("--save_epoch_freq", type=int, default=5, help="save checkpoints at the end of every this many epochs")
-        p.add_argument("--evaluation_freq", type=int, default=5000, help="evaluation freq (unused, kept for compatibility)")
+        p.add_argument("--evaluation_freq", type=int, default=5000,
+                       help="the original's option, which it never used; accepted so old command "
+                            "lines run, ignored: see --eval_freq")
         p.add_argument("--save_by_iter", action="store_true", help="whether saves model by iteration")
         p.add_argument("--keep_last", type=int, default=0,
                        help="keep only the newest N numbered checkpoints (<epoch>_net_*.pth, "
@@ -62,6 +64,27 @@ class TrainOptions(BaseOptions):
                        help="the size of the image buffer that stores previously generated images")
         p.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICIES, help="learning rate policy")
         p.add_argument("--lr_decay_iters", type=int, default=50, help="multiply by a gamma every lr_decay_iters epochs")
+        # evaluation and monitoring
+        p.add_argument("--eval_freq", type=int, default=0,
+                       help="every this many epochs, translate the test split and compute FID/KID "
+                            "(protocol 'paper', see evaluate.py); keeps the best as best_net_G.pth; "
+                            "0 = off")
+        p.add_argument("--eval_metric", type=str, default="fid", choices=("fid", "kid"),
+                       help="the metric that decides best_net_G.pth (lower is better)")
+        p.add_argument("--eval_num_test", type=int, default=500,
+                       help="test images translated per evaluation (as test.py's --num_test in the "
+                            "dataset scripts)")
+        p.add_argument("--inception_weights", type=str, default=None,
+                       help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); default: "
+                            "the torch hub cache, as pytorch-fid")
+        p.add_argument("--fid_cache_dir", type=str,
+                       default=os.path.join(os.path.expanduser("~"), ".cache", "cut_fid"),
+                       help="cache of the real images' Inception features ('' for none)")
+        p.add_argument("--tensorboard", action="store_true",
+                       help="also log losses, learning rate, images and metrics for TensorBoard "
+                            "(<checkpoints_dir>/<name>/tensorboard)")
+        p.add_argument("--progress", type=str, default="auto", choices=("auto", "on", "off"),
+                       help="a progress bar per epoch on stderr; auto: only on a terminal")
         # reliability
         p.add_argument("--nan_guard", type=str, default="stop", choices=("stop", "skip", "off"),
                        help="on a NaN/Inf loss: stop the run without saving (stop), leave that "
@@ -81,6 +104,13 @@ class TrainOptions(BaseOptions):
             raise UserError(f"--epoch_count {opt.epoch_count} is outside 1..{total} (n_epochs + n_epochs_decay)")
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive (got {opt.lr})")
+        if opt.eval_freq < 0 or opt.eval_num_test < 2:
+            raise UserError(f"--eval_freq must be 0 (off) or positive and --eval_num_test at least 2 "
+                            f"(got {opt.eval_freq} and {opt.eval_num_test})")
+        if opt.eval_freq > 0:  # fail now, not after the first epoch
+            from metrics import fid, training_eval
+            training_eval.test_split(opt)
+            fid.resolve_weights(opt.inception_weights)
         if opt.keep_last < 0:
             raise UserError(f"--keep_last must be 0 (keep all) or more (got {opt.keep_last})")
         if not opt.continue_train:

@@ -4,6 +4,8 @@ Files written under `<checkpoints_dir>/<name>/` during training:
   loss_log.txt    the original human-readable lines, byte-for-byte the original format
   loss_log.jsonl  one JSON object per print with full-precision losses and timings
   web/            index.html + images/epochNNN_<visual>.png (unless --no_html)
+  metrics.jsonl   one JSON object per evaluation (--eval_freq), full precision
+  tensorboard/    event files (with --tensorboard): losses, learning rate, visuals, metrics
 
 Visdom is an optional sink; training never depends on it.  `--display_id` decides:
   None (default)  "auto": use visdom if the package is importable and a TCP connection to
@@ -29,6 +31,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from util import html, util
+from util.monitor import TensorBoard, echo
 
 PROBE_TIMEOUT_S = 1.0
 REQUEST_TIMEOUT_S = (2.0, 10.0)  # (connect, read) for every visdom request
@@ -80,6 +83,9 @@ class Visualizer:
         self.img_dir = os.path.join(self.web_dir, "images")
         self.log_name = os.path.join(save_dir, "loss_log.txt")
         self.jsonl_name = os.path.join(save_dir, "loss_log.jsonl")
+        self.metrics_name = os.path.join(save_dir, "metrics.jsonl")
+        self.tensorboard = None
+        self.step = 0  # samples trained so far, the x axis of TensorBoard
         if start:
             self.start()
 
@@ -92,6 +98,8 @@ class Visualizer:
         now = time.strftime("%c")
         with open(self.log_name, "a") as log_file:
             log_file.write(f"================ Training Loss ({now}) ================\n")
+        if getattr(self.opt, "tensorboard", False):
+            self.tensorboard = TensorBoard(os.path.join(os.path.dirname(self.log_name), "tensorboard"))
 
     # ----------------------------------------------------------------------------- visdom setup
     def _open_visdom(self, display_id):
@@ -143,6 +151,9 @@ class Visualizer:
         """Show `visuals` (label -> image tensor) in visdom and, when due, on the HTML page."""
         if self.vis is not None:
             self._visdom_call(lambda: self._show_images(visuals))
+        if self.tensorboard is not None:
+            self.tensorboard.images(self.step, {label: util.tensor2im(image)
+                                                for label, image in visuals.items()})
         if not (self.use_html and (save_result or not self.saved)):
             return
         self.saved = True
@@ -182,7 +193,7 @@ class Visualizer:
         message = "(epoch: %d, iters: %d, time: %.3f, data: %.3f) " % (epoch, iters, t_comp, t_data)
         for name, value in losses.items():
             message += "%s: %.3f " % (name, value)
-        print(message)
+        echo(message)
         with open(self.log_name, "a") as log_file:
             log_file.write(message + "\n")
         record = {"epoch": epoch, "iters": iters, "time": float(t_comp), "data": float(t_data),
@@ -190,11 +201,29 @@ class Visualizer:
         record.update(extra)
         with open(self.jsonl_name, "a") as jsonl_file:
             jsonl_file.write(json.dumps(record, default=_json_scalar) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(self.step, record["losses"], "loss")
+            if "lr" in extra:
+                self.tensorboard.scalars(self.step, {"lr": extra["lr"]}, "train")
+
+    def log_metrics(self, record):
+        """An evaluation (metrics/training_eval.py): console line, metrics.jsonl, TensorBoard."""
+        kid = f", KID {record['kid']:.5f}" if "kid" in record else ""
+        echo(f"evaluation at epoch {record['epoch']}: FID {record['fid']:.3f}{kid} "
+             f"({record['n_fake']} generated vs {record['n_real']} real images, protocol "
+             f"{record['protocol']})")
+        with open(self.metrics_name, "a") as f:
+            f.write(json.dumps(record, default=_json_scalar) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(self.step, {k: record[k] for k in ("fid", "kid") if k in record},
+                                     "metrics")
 
     def close(self):
-        """End of the run: stop talking to visdom.  The log files are opened per write and
-        already complete, so there is nothing to flush."""
+        """End of the run: stop talking to visdom, flush TensorBoard.  The log files are opened
+        per write and already complete."""
         self.vis = None
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     # ----------------------------------------------------------------------------- internals
     def _show_images(self, visuals):

@@ -1,0 +1,231 @@
+"""FID and KID with the protocol of the CUT paper ("paper"), built on the libraries that define it.
+
+The CUT authors computed FID with the `pytorch-fid` package on the images test.py writes, against
+the raw images of the target test folder (e.g. datasets/horse2zebra/testB), with its defaults:
+the TensorFlow FID Inception (`pt_inception-2015-12-05-6726825d.pth`), 2048-d pool3 features,
+images read as RGB in [0, 1] and resized to 299x299 bilinearly inside the network.  Protocol
+"paper" is exactly that: file listing, feature extraction and the Fréchet distance are
+pytorch-fid's own functions.  KID (Bińkowski et al. 2018) is computed on the same features with
+torch-fidelity's estimator: cubic polynomial kernel, unbiased MMD^2, mean over 100 subsets of
+min(1000, n_fake, n_real) images, seeded.
+
+Nothing is downloaded unless asked: the weights come from --inception_weights PATH, or from the
+torch hub cache where pytorch-fid keeps them; when neither has them the error says which file
+to get and where to put it (or pass --download to let pytorch-fid fetch it).
+"""
+import contextlib
+import hashlib
+import json
+import os
+import pathlib
+
+import numpy as np
+import torch
+
+from util.errors import UserError
+from util.util import atomic_write
+
+PROTOCOL = "paper"
+WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+DIMS = 2048
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+KID_SEED = 2020  # torch-fidelity's default
+
+
+def _pytorch_fid():
+    try:
+        import pytorch_fid.fid_score
+        import pytorch_fid.inception
+    except ImportError:
+        raise UserError("FID needs the pytorch-fid package: pip install pytorch-fid==0.3.0") from None
+    return pytorch_fid
+
+
+def describe_protocol():
+    """What "paper" means, for logs and metrics.jsonl."""
+    import importlib.metadata as md
+    versions = {}
+    for package in ("pytorch-fid", "torch-fidelity"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    return {"protocol": PROTOCOL,
+            "feature_extractor": f"pytorch-fid InceptionV3 (FID weights {WEIGHTS_FILE}), pool3, "
+                                 f"{DIMS}-d",
+            "kid_estimator": f"torch-fidelity, cubic polynomial kernel, {KID_SUBSETS} subsets of "
+                             f"min({KID_SUBSET_SIZE}, n) images, seed {KID_SEED}",
+            **{f"{k}_version": v for k, v in versions.items()}}
+
+
+# ---------------------------------------------------------------------------- the Inception network
+def default_weights_path():
+    """Where pytorch-fid's own download (torch.hub) keeps the weights: $TORCH_HOME/hub/checkpoints."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", WEIGHTS_FILE)
+
+
+def resolve_weights(path=None, download=False):
+    """The weights file to use; a one-line UserError when there is none.
+
+    `path` (--inception_weights) wins; otherwise the torch hub cache.  With `download`, a missing
+    file is fetched by pytorch-fid itself (network needed), into that cache.
+    """
+    if path:
+        if not os.path.isfile(path):
+            raise UserError(f"--inception_weights {path}: no such file")
+        return path
+    cached = default_weights_path()
+    if os.path.isfile(cached):
+        return cached
+    url = _pytorch_fid().inception.FID_WEIGHTS_URL
+    if download:
+        try:
+            torch.hub.load_state_dict_from_url(url, progress=True)
+        except Exception as err:
+            raise UserError(f"could not download the FID Inception weights from {url} ({err}); get "
+                            f"that file and put it at {cached}, or pass --inception_weights PATH") from None
+        return cached
+    raise UserError(f"FID Inception weights not found: download {url} and put it at {cached} "
+                    "(or pass --inception_weights PATH, or --download to fetch it now)")
+
+
+@contextlib.contextmanager
+def _weights_from(path):
+    """Let pytorch-fid's own model builder read its weights from `path` instead of the network."""
+    inception = _pytorch_fid().inception
+    original = inception.load_state_dict_from_url
+
+    def load_local(url, *args, **kwargs):
+        return torch.load(path, map_location="cpu", weights_only=True)
+    inception.load_state_dict_from_url = load_local
+    try:
+        yield
+    finally:
+        inception.load_state_dict_from_url = original
+
+
+def load_inception(weights_path, device="cpu"):
+    """pytorch-fid's InceptionV3 returning the 2048-d pool3 block, in eval mode, on `device`."""
+    inception = _pytorch_fid().inception
+    try:
+        with _weights_from(weights_path):
+            model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
+    except (RuntimeError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{weights_path} does not hold the FID Inception weights ({first})") from None
+    return model.to(device).eval()
+
+
+def weights_id(path, _cache={}):
+    """sha256 of the weights file (part of every cache key: other weights, other features)."""
+    key = (os.path.abspath(path), os.path.getsize(path), os.path.getmtime(path))
+    if key not in _cache:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _cache[key] = digest.hexdigest()
+    return _cache[key]
+
+
+# ---------------------------------------------------------------------------- features
+def list_images(folder):
+    """The files pytorch-fid reads from a folder: its extensions, lower case, not recursive, sorted."""
+    if not os.path.isdir(folder):
+        raise UserError(f"image folder not found: {folder}")
+    path = pathlib.Path(folder)
+    files = sorted(f for ext in _pytorch_fid().fid_score.IMAGE_EXTENSIONS for f in path.glob(f"*.{ext}"))
+    if not files:
+        raise UserError(f"no images in {folder} (pytorch-fid reads *.png, *.jpg, ... directly in it, "
+                        "not in sub-folders)")
+    return files
+
+
+def features_of_files(files, model, device="cpu", batch_size=50, num_workers=0):
+    """(N, 2048) float64 pool3 features, by pytorch-fid's get_activations."""
+    return _pytorch_fid().fid_score.get_activations(files, model, min(batch_size, len(files)), DIMS,
+                                                    device, num_workers)
+
+
+def features_of_images(images, model, device="cpu", batch_size=50):
+    """Features of in-memory uint8 H x W x 3 arrays, exactly as if they had been saved as PNG and
+    read by `features_of_files` (ToTensor of an RGB image is the uint8 value / 255)."""
+    out = np.empty((len(images), DIMS))
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            chunk = np.stack(images[start:start + batch_size])  # (B, H, W, 3) uint8
+            # contiguous, as ToTensor's: a channels-last input would take other conv kernels
+            batch = torch.from_numpy(chunk).permute(0, 3, 1, 2).contiguous().float().div(255)
+            batch = batch.to(device)
+            pred = model(batch)[0]
+            out[start:start + len(chunk)] = pred.squeeze(3).squeeze(2).cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------- the metrics
+def fid_from_features(features_1, features_2):
+    """The Fréchet distance between Gaussians fitted to two feature sets (pytorch-fid's formula)."""
+    if len(features_1) < 2 or len(features_2) < 2:
+        raise UserError("FID needs at least 2 images on each side")
+    stats = [(np.mean(f, axis=0), np.cov(f, rowvar=False)) for f in (features_1, features_2)]
+    return float(_pytorch_fid().fid_score.calculate_frechet_distance(*stats[0], *stats[1]))
+
+
+def kid_from_features(features_1, features_2, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE):
+    """(mean, std) of KID over `subsets` random subsets (torch-fidelity's estimator)."""
+    try:
+        from torch_fidelity.metric_kid import (KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD,
+                                               kid_features_to_metric)
+    except ImportError:
+        raise UserError("KID needs the torch-fidelity package: pip install torch-fidelity") from None
+    size = min(subset_size, len(features_1), len(features_2))
+    if size < 2:
+        raise UserError("KID needs at least 2 images on each side")
+    result = kid_features_to_metric(torch.from_numpy(np.asarray(features_1)),
+                                    torch.from_numpy(np.asarray(features_2)),
+                                    kid_subsets=subsets, kid_subset_size=size, rng_seed=KID_SEED,
+                                    verbose=False)
+    return result[KEY_METRIC_KID_MEAN], result[KEY_METRIC_KID_STD]
+
+
+def scores(fake_features, real_features, kid=True):
+    """The metrics record for two feature sets."""
+    record = {"fid": fid_from_features(fake_features, real_features),
+              "n_fake": len(fake_features), "n_real": len(real_features)}
+    if kid:
+        record["kid"], record["kid_std"] = kid_from_features(fake_features, real_features)
+    return record
+
+
+# ---------------------------------------------------------------------------- cached real features
+def folder_fingerprint(files):
+    """Names, sizes and modification times of the files: any change gives another cache entry."""
+    digest = hashlib.sha256()
+    for f in files:
+        st = os.stat(f)
+        digest.update(f"{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def cached_features(files, model, weights_path, cache_dir, device="cpu", batch_size=50,
+                    num_workers=0):
+    """Features of `files`, from `cache_dir` when computed before with the same weights and
+    protocol; otherwise computed and stored there (atomically).  `cache_dir` None: no cache."""
+    if not cache_dir:
+        return features_of_files(files, model, device, batch_size, num_workers)
+    key = hashlib.sha256(json.dumps([PROTOCOL, DIMS, weights_id(weights_path),
+                                     folder_fingerprint(files)]).encode()).hexdigest()[:32]
+    path = os.path.join(cache_dir, f"features_{PROTOCOL}_{key}.npy")
+    if os.path.isfile(path):
+        try:
+            features = np.load(path)
+            if features.shape == (len(files), DIMS):
+                return features.astype(np.float64)
+        except (OSError, ValueError):
+            pass  # unreadable: compute again and replace it
+    features = features_of_files(files, model, device, batch_size, num_workers)
+    os.makedirs(cache_dir, exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        np.save(f, features.astype(np.float32))  # the network's own precision: exact
+    return features

@@ -1,0 +1,100 @@
+"""FID/KID of the generator during training (--eval_freq), with the protocol of evaluate.py.
+
+Every --eval_freq epochs the current generator translates the test split exactly as test.py
+would (resized straight to --crop_size, no flip, one image at a time, the network in the mode
+test.py leaves it in) and the outputs, quantised to 8 bits as test.py saves them, are compared
+with the raw images of the target test folder.  The paper reports the best epoch; train.py keeps
+that generator as best_net_G.pth.
+
+Evaluation must not change training: it runs on a copy of G (BatchNorm statistics untouched),
+and every random-number state is restored afterwards (even a DataLoader draws one number), so a
+seeded run ends with the same weights with or without --eval_freq.
+"""
+import copy
+import json
+import os
+
+import torch
+
+from data.single_dataset import SingleDataset
+from util.errors import UserError
+from util.runtime import get_rng_state, set_rng_state
+from util.util import atomic_write, tensor2im
+
+from . import fid
+
+
+def test_split(opt):
+    """(source folder, target folder) of the test split, as test.py finds them."""
+    for phase in ("test", "val"):
+        folders = [os.path.join(opt.dataroot, phase + side) for side in "AB"]
+        if all(os.path.isdir(f) for f in folders):
+            return tuple(folders) if opt.direction == "AtoB" else tuple(reversed(folders))
+    raise UserError(f"--eval_freq needs a test split: {opt.dataroot}/testA and testB (or valA and "
+                    "valB); add them or leave --eval_freq at 0")
+
+
+class TrainingEvaluator:
+    """Built once before training (loads Inception and the target's features, cached);
+    `evaluator(netG)` returns the metrics record of that generator."""
+
+    def __init__(self, opt, device):
+        self.device = device
+        self.source_dir, self.target_dir = test_split(opt)
+        self.weights = fid.resolve_weights(opt.inception_weights)
+        eval_opt = copy.copy(opt)
+        eval_opt.dataroot, eval_opt.direction = self.source_dir, "AtoB"  # a folder that feeds G
+        eval_opt.isTrain, eval_opt.phase, eval_opt.no_flip = False, "test", True
+        eval_opt.load_size = opt.crop_size  # test.py's default: straight to the crop size
+        eval_opt.max_dataset_size = opt.eval_num_test
+        state = get_rng_state()
+        try:
+            self.dataset = SingleDataset(eval_opt)
+            self.model = fid.load_inception(self.weights, device)
+            self.real = fid.cached_features(fid.list_images(self.target_dir), self.model, self.weights,
+                                            opt.fid_cache_dir or None, device)
+        finally:
+            set_rng_state(state)
+        print(f"evaluation: {len(self.dataset)} images of {self.source_dir} against "
+              f"{len(self.real)} of {self.target_dir} (protocol {fid.PROTOCOL})")
+
+    def __call__(self, netG):
+        state = get_rng_state()
+        try:
+            generator = copy.deepcopy(netG)
+            images = []
+            with torch.no_grad():
+                for index in range(len(self.dataset)):
+                    source = self.dataset[index]["A"].unsqueeze(0).to(self.device)
+                    images.append(tensor2im(generator(source)))
+            fake = fid.features_of_images(images, self.model, self.device)
+            return fid.scores(fake, self.real)
+        finally:
+            set_rng_state(state)
+
+
+class BestCheckpoint:
+    """best_net_G.pth with best_net_G.json beside it: the generator with the lowest `metric` so
+    far, its epoch and its scores.  Read back when a run is resumed, so the best survives."""
+
+    def __init__(self, folder, metric):
+        self.metric = metric
+        self.path = os.path.join(folder, "best_net_G.json")
+        self.best = None
+        if os.path.isfile(self.path):
+            with open(self.path) as f:
+                saved = json.load(f)
+            if saved.get("metric") == metric:
+                self.best = saved
+
+    def update(self, record, save_generator):
+        """Keep `record`'s generator (via `save_generator()`) if it beats the best; True if so."""
+        value = record[self.metric]
+        if self.best is not None and not value < self.best["value"]:
+            return False
+        save_generator()
+        self.best = {"metric": self.metric, "value": value, **record}
+        with atomic_write(self.path, "w", fsync=True) as f:
+            json.dump(self.best, f, indent=2, default=float)
+            f.write("\n")
+        return True
