@@ -54,21 +54,48 @@ def evaluate(fake_dir, real_dir, weights_path, device="cpu", batch_size=50, num_
              cache_dir=None, kid=True):
     """The metrics record for two folders (everything metrics.jsonl holds but the time)."""
     fake_files, real_files = fid.list_images(fake_dir), fid.list_images(real_dir)
+    batch_sizes = []
+    for folder, files in ((fake_dir, fake_files), (real_dir, real_files)):
+        # pytorch-fid batches whole images, so a folder of mixed sizes goes one image at a time
+        # (pytorch-fid itself would stop); the features differ by float rounding only.
+        if len(set(fid.image_sizes(files))) > 1:
+            print(f"note: the images in {folder} differ in size: one image per Inception pass")
+            batch_sizes.append(1)
+        else:
+            batch_sizes.append(batch_size)
     model = fid.load_inception(weights_path, device)
-    fake = fid.features_of_files(fake_files, model, device, batch_size, num_workers)
-    real = fid.cached_features(real_files, model, weights_path, cache_dir, device, batch_size,
+    fake = fid.features_of_files(fake_files, model, device, batch_sizes[0], num_workers)
+    real = fid.cached_features(real_files, model, weights_path, cache_dir, device, batch_sizes[1],
                                num_workers)
     return {**fid.scores(fake, real, kid), **fid.describe_protocol(),
             "fake_dir": os.path.abspath(fake_dir), "real_dir": os.path.abspath(real_dir),
-            "weights": os.path.abspath(weights_path)}
+            **weights_record(weights_path)}
+
+
+def weights_record(path):
+    return {"weights": os.path.abspath(path), "weights_sha256": fid.weights_id(path),
+            "weights_match_paper": fid.weights_match_paper(path)}
+
+
+def check_device(name):
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UserError(f"--device {name}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
+    return name
 
 
 def main(argv=None):
     opt = parse_args(sys.argv[1:] if argv is None else argv)
     if opt.batch_size < 1:
         raise UserError(f"--batch_size must be positive (got {opt.batch_size})")
-    device = opt.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(opt.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     weights = fid.resolve_weights(opt.inception_weights, opt.download)
+    if not fid.weights_match_paper(weights):
+        print(f"note: {weights} is not the published FID Inception ({fid.WEIGHTS_FILE}): the "
+              "scores are not comparable with the paper's")
     start = time.time()
     record = evaluate(opt.fake_dir, opt.real_dir, weights, device, opt.batch_size, opt.num_workers,
                       opt.cache_dir or None, kid=not opt.no_kid)

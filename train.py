@@ -88,10 +88,10 @@ def main(argv=None):
         saved_at = progress.describe()
         resume = None  # the weights and moments it held now live in the model: free them
     model.parallelize()
+    evaluator = TrainingEvaluator(opt, model.device) if opt.eval_freq > 0 else None
+    best = BestCheckpoint(model.save_dir, opt.eval_metric, resumed=saved_at is not None)
     options.save_options(opt)  # only now that every check has passed
     visualizer.start()
-    evaluator = TrainingEvaluator(opt, model.device) if opt.eval_freq > 0 else None
-    best = BestCheckpoint(model.save_dir, opt.eval_metric)
     bar = EpochProgress(opt.progress)
 
     def save_state():
@@ -200,11 +200,19 @@ def main(argv=None):
                     print(f"removed {path} (--keep_last {opt.keep_last})")
 
             if evaluator is not None and epoch % opt.eval_freq == 0:
-                record = {"epoch": epoch, "total_iters": progress.total_iters,
-                          **evaluator(dict(model.networks())["G"]), **describe_protocol()}
-                visualizer.log_metrics(record)
-                if best.update(record, lambda: save_networks("best", names=["G"])):
-                    print(f"best {opt.eval_metric.upper()} so far: saved best_net_G.pth (epoch {epoch})")
+                try:
+                    scores = evaluator(dict(model.networks())["G"])
+                except Exception as err:  # evaluation is a bonus: it must never end a run
+                    echo(f"warning: evaluation at epoch {epoch} failed ({type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}); "
+                         "training goes on")
+                else:
+                    record = {"epoch": epoch, "total_iters": progress.total_iters, **scores,
+                              **describe_protocol()}
+                    visualizer.log_metrics(record)
+                    if best.update(record, lambda: save_networks("best", names=["G"])):
+                        print(f"best {opt.eval_metric.upper()} so far: saved best_net_G.pth "
+                              f"(epoch {epoch})")
 
             print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {int(time.time() - epoch_start)} sec")
             model.update_learning_rate()

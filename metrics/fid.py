@@ -21,6 +21,7 @@ import pathlib
 
 import numpy as np
 import torch
+from PIL import Image
 
 from util.errors import UserError
 from util.util import atomic_write
@@ -111,9 +112,10 @@ def load_inception(weights_path, device="cpu"):
     try:
         with _weights_from(weights_path):
             model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
-    except (RuntimeError, OSError) as err:
+    except Exception as err:  # a foreign file fails in torch.load or load_state_dict, many ways
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{weights_path} does not hold the FID Inception weights ({first})") from None
+        raise UserError(f"{weights_path} does not hold the FID Inception weights "
+                        f"({type(err).__name__}: {first})") from None
     return model.to(device).eval()
 
 
@@ -142,6 +144,26 @@ def list_images(folder):
     return files
 
 
+def image_sizes(files):
+    """The (width, height) of every file, read as pytorch-fid will; an unreadable one is a
+    one-line UserError naming it (pytorch-fid would fail deep in its data loader)."""
+    sizes = []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                img.convert("RGB").load()
+                sizes.append(img.size)
+        except (OSError, ValueError, SyntaxError) as err:
+            raise UserError(f"cannot read image {f}: {err}; remove or replace it") from None
+    return sizes
+
+
+def weights_match_paper(path):
+    """True when the file is the published FID Inception: torch hub files carry the first hex
+    digits of their sha256 in their name (pt_inception-2015-12-05-6726825d.pth)."""
+    return weights_id(path).startswith(WEIGHTS_FILE.rsplit("-", 1)[1].split(".")[0])
+
+
 def features_of_files(files, model, device="cpu", batch_size=50, num_workers=0):
     """(N, 2048) float64 pool3 features, by pytorch-fid's get_activations."""
     return _pytorch_fid().fid_score.get_activations(files, model, min(batch_size, len(files)), DIMS,
@@ -153,14 +175,26 @@ def features_of_images(images, model, device="cpu", batch_size=50):
     read by `features_of_files` (ToTensor of an RGB image is the uint8 value / 255)."""
     out = np.empty((len(images), DIMS))
     with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            chunk = np.stack(images[start:start + batch_size])  # (B, H, W, 3) uint8
+        for start, stop in _same_shape_batches(images, batch_size):
+            chunk = np.stack(images[start:stop])  # (B, H, W, 3) uint8
             # contiguous, as ToTensor's: a channels-last input would take other conv kernels
             batch = torch.from_numpy(chunk).permute(0, 3, 1, 2).contiguous().float().div(255)
-            batch = batch.to(device)
-            pred = model(batch)[0]
-            out[start:start + len(chunk)] = pred.squeeze(3).squeeze(2).cpu().numpy()
+            pred = model(batch.to(device))[0]
+            out[start:stop] = pred.squeeze(3).squeeze(2).cpu().numpy()
     return out
+
+
+def _same_shape_batches(images, batch_size):
+    """(start, stop) of consecutive runs of at most batch_size images of one shape (outputs of
+    --preprocess none or scale_width differ in size; the network resizes each to 299 anyway)."""
+    start = 0
+    while start < len(images):
+        stop = start + 1
+        while (stop < len(images) and stop - start < batch_size
+               and images[stop].shape == images[start].shape):
+            stop += 1
+        yield start, stop
+        start = stop
 
 
 # ---------------------------------------------------------------------------- the metrics
@@ -169,7 +203,11 @@ def fid_from_features(features_1, features_2):
     if len(features_1) < 2 or len(features_2) < 2:
         raise UserError("FID needs at least 2 images on each side")
     stats = [(np.mean(f, axis=0), np.cov(f, rowvar=False)) for f in (features_1, features_2)]
-    return float(_pytorch_fid().fid_score.calculate_frechet_distance(*stats[0], *stats[1]))
+    try:
+        return float(_pytorch_fid().fid_score.calculate_frechet_distance(*stats[0], *stats[1]))
+    except ValueError as err:  # "Imaginary component ...": sqrtm failed on too few images
+        raise UserError(f"the FID matrix square root failed ({err}), which happens with few "
+                        f"images ({len(features_1)} and {len(features_2)} here); use more") from None
 
 
 def kid_from_features(features_1, features_2, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE):
@@ -225,7 +263,11 @@ def cached_features(files, model, weights_path, cache_dir, device="cpu", batch_s
         except (OSError, ValueError):
             pass  # unreadable: compute again and replace it
     features = features_of_files(files, model, device, batch_size, num_workers)
-    os.makedirs(cache_dir, exist_ok=True)
-    with atomic_write(path, "wb") as f:
-        np.save(f, features.astype(np.float32))  # the network's own precision: exact
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        with atomic_write(path, "wb") as f:
+            np.save(f, features.astype(np.float32))  # the network's own precision: exact
+    except OSError as err:
+        print(f"warning: cannot cache the real features in {cache_dir} ({err.strerror or err}); "
+              "they will be computed again next time")
     return features

@@ -13,6 +13,7 @@ seeded run ends with the same weights with or without --eval_freq.
 import copy
 import json
 import os
+import time
 
 import torch
 
@@ -50,11 +51,18 @@ class TrainingEvaluator:
         state = get_rng_state()
         try:
             self.dataset = SingleDataset(eval_opt)
+            for index in range(len(self.dataset)):  # an unreadable test image fails now, not later
+                self.dataset[index]
             self.model = fid.load_inception(self.weights, device)
-            self.real = fid.cached_features(fid.list_images(self.target_dir), self.model, self.weights,
-                                            opt.fid_cache_dir or None, device)
+            real_files = fid.list_images(self.target_dir)
+            batch_size = 50 if len(set(fid.image_sizes(real_files))) == 1 else 1
+            self.real = fid.cached_features(real_files, self.model, self.weights,
+                                            opt.fid_cache_dir or None, device, batch_size)
         finally:
             set_rng_state(state)
+        self.context = {"source_dir": self.source_dir, "target_dir": self.target_dir,
+                        "weights": self.weights, "weights_sha256": fid.weights_id(self.weights),
+                        "weights_match_paper": fid.weights_match_paper(self.weights)}
         print(f"evaluation: {len(self.dataset)} images of {self.source_dir} against "
               f"{len(self.real)} of {self.target_dir} (protocol {fid.PROTOCOL})")
 
@@ -68,7 +76,8 @@ class TrainingEvaluator:
                     source = self.dataset[index]["A"].unsqueeze(0).to(self.device)
                     images.append(tensor2im(generator(source)))
             fake = fid.features_of_images(images, self.model, self.device)
-            return fid.scores(fake, self.real)
+            return {**fid.scores(fake, self.real), **self.context,
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         finally:
             set_rng_state(state)
 
@@ -77,11 +86,11 @@ class BestCheckpoint:
     """best_net_G.pth with best_net_G.json beside it: the generator with the lowest `metric` so
     far, its epoch and its scores.  Read back when a run is resumed, so the best survives."""
 
-    def __init__(self, folder, metric):
+    def __init__(self, folder, metric, resumed):
         self.metric = metric
         self.path = os.path.join(folder, "best_net_G.json")
-        self.best = None
-        if os.path.isfile(self.path):
+        self.best = None  # a new run ignores (and in time overwrites) an earlier run's best
+        if resumed and os.path.isfile(self.path):
             with open(self.path) as f:
                 saved = json.load(f)
             if saved.get("metric") == metric:

@@ -13,6 +13,7 @@ import torch
 
 from util.checkpoint import atomic_torch_save, load_into, strip_module_prefix
 from util.errors import NonFiniteLossError, UserError
+from util.monitor import echo
 
 from .schedulers import get_scheduler
 
@@ -257,7 +258,7 @@ class BaseModel(ABC):
                 raise NonFiniteLossError(f"loss {name} is {value}, non-finite {in_a_row} updates in a "
                                          "row: the model is broken, skipping no longer helps",
                                          name=name, value=value)
-            print(f"warning: non-finite loss {name} = {value}: update skipped (--nan_guard skip; "
+            echo(f"warning: non-finite loss {name} = {value}: update skipped (--nan_guard skip; "
                   f"{self.skipped_steps} skipped so far)")
             return False
         raise NonFiniteLossError(f"loss {name} is {value}", name=name, value=value)

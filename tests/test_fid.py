@@ -8,6 +8,7 @@ in our call and in its own alike.)
 """
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -45,6 +46,8 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
     write_images(root / "fake", 2, 48, seed=1)
     write_images(root / "real", 3, 64, seed=2)
+    write_images(root / "real_odd", 1, 50, seed=3)  # one image of another size
+    os.replace(root / "real_odd" / "img_000.png", root / "real" / "img_odd.png")
     (root / "real" / "notes.txt").write_text("not an image")  # ignored, as by pytorch-fid
     return root
 
@@ -95,7 +98,7 @@ def test_in_memory_images_give_the_features_of_their_png_files(tmp_path, weights
 
 def test_real_features_are_cached_by_folder_contents(folders, weights, tmp_path):
     model = fid.load_inception(weights)
-    files = fid.list_images(folders / "real")
+    files = fid.list_images(folders / "fake")
     first = fid.cached_features(files, model, weights, tmp_path)
     assert len(os.listdir(tmp_path)) == 1
     assert np.array_equal(fid.cached_features(files, model, weights, tmp_path), first)
@@ -131,16 +134,37 @@ def test_evaluate_cli_equals_pytorch_fid_and_appends_a_full_record(tmp_path, fol
     assert proc.returncode == 0, proc.stderr
     assert "FID " in proc.stdout and "protocol paper" in proc.stdout
     record = json.loads((tmp_path / "results" / "exp" / "metrics.jsonl").read_text())
-    assert record["protocol"] == "paper" and record["n_fake"] == 2 and record["n_real"] == 3
+    assert record["protocol"] == "paper" and record["n_fake"] == 2 and record["n_real"] == 4
+    assert "differ in size: one image per Inception pass" in proc.stdout
+    assert record["weights_match_paper"] is False and "not the published FID Inception" in proc.stdout
+    assert record["weights_sha256"] == fid.weights_id(weights)
     assert record["fake_dir"] == str(fake) and "pool3" in record["feature_extractor"]
     assert {"fid", "kid", "kid_std", "time", "pytorch-fid_version"} <= set(record)
 
     # pytorch-fid itself, on the same folders with the same weights
     monkeypatch.setattr(pytorch_fid.inception, "load_state_dict_from_url",
                         lambda *args, **kwargs: torch.load(weights, weights_only=True))
-    theirs = pytorch_fid.fid_score.calculate_fid_given_paths(
-        [str(fake), str(folders / "real")], batch_size=50, device="cpu", dims=2048, num_workers=0)
+    theirs = pytorch_fid.fid_score.calculate_fid_given_paths(  # batch 1: their loader cannot mix sizes
+        [str(fake), str(folders / "real")], batch_size=1, device="cpu", dims=2048, num_workers=0)
     assert record["fid"] == pytest.approx(theirs, rel=1e-9)
+
+
+def test_evaluate_cli_bad_inputs_are_one_line_errors(tmp_path, folders, weights):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes((folders / "fake" / "img_000.png").read_bytes())
+    (broken / "b.png").write_bytes(b"not a png")
+    text_weights = tmp_path / "text.pth"
+    text_weights.write_text("not weights")
+    cases = [([str(broken), str(folders / "real"), "--inception_weights", weights], "cannot read image"),
+             ([str(folders / "fake"), str(folders / "real"), "--inception_weights", weights,
+               "--device", "cuda:7" if not torch.cuda.is_available() else "bogus"], "--device"),
+             ([str(folders / "fake"), str(folders / "real"), "--inception_weights", str(text_weights)],
+              "does not hold the FID Inception weights")]
+    for args, needle in cases:
+        proc = evaluate_cli(args, tmp_path)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith("error: ") and needle in proc.stderr
 
 
 def test_evaluate_cli_without_weights_says_where_to_put_them(tmp_path, folders):
@@ -183,24 +207,60 @@ def test_best_checkpoint_is_the_lowest_score(tmp_path, monkeypatch, weights):
     assert [(r["epoch"], r["fid"]) for r in records] == [(1, 30.0), (2, 10.0), (3, 20.0)]
 
 
-def test_evaluation_during_training_leaves_training_unchanged(tmp_path, weights):
+def test_evaluation_during_training_leaves_training_unchanged(tmp_path, weights, monkeypatch):
+    # Two epochs, evaluated after the first: any random draw the evaluation leaked would change
+    # the second epoch.  The feature pass is made to draw from every generator first, so the
+    # test proves the restoring, not merely that the evaluation happens to draw nothing.
+    real_features = fid.features_of_images
+
+    def drawing_features(*args, **kwargs):
+        random.random(), np.random.rand(), torch.rand(1)
+        return real_features(*args, **kwargs)
+    monkeypatch.setattr(fid, "features_of_images", drawing_features)
     root = make_unaligned(tmp_path / "data")
-    common = f"--dataroot {root} --checkpoints_dir {tmp_path}/ck {SMALL} --n_epochs 1 --n_epochs_decay 0"
-    for name, extra in (("plain", ""), ("evaluated", f"--eval_freq 1 --inception_weights {weights} "
-                                                     f"--fid_cache_dir {tmp_path}/cache --tensorboard")):
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + f"{common} --name {name} {extra}".split(),
-                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    common = (f"--dataroot {root} --checkpoints_dir {tmp_path}/ck {SMALL} --n_epochs 1 --n_epochs_decay 1 "
+              "--progress off")
+    assert train.main(f"{common} --name plain".split()) == 0
+    assert train.main(f"{common} --name evaluated --eval_freq 1 --inception_weights {weights} "
+                      f"--fid_cache_dir {tmp_path}/cache --tensorboard".split()) == 0
     folder = tmp_path / "ck" / "evaluated"
-    assert "evaluation at epoch 1: FID" in proc.stdout
-    record = json.loads((folder / "metrics.jsonl").read_text())
-    assert record["n_fake"] == 3 and record["n_real"] == 4 and record["protocol"] == "paper"
-    assert (folder / "best_net_G.pth").is_file() and json.loads((folder / "best_net_G.json").read_text())["epoch"] == 1
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[0]["n_fake"] == 3 and records[0]["n_real"] == 4 and records[0]["protocol"] == "paper"
+    assert records[0]["source_dir"] == os.path.join(root, "testA") and records[0]["weights_sha256"]
+    assert (folder / "best_net_G.pth").is_file()
+    assert json.loads((folder / "best_net_G.json").read_text())["epoch"] in (1, 2)
     assert [f for f in os.listdir(folder / "tensorboard") if f.startswith("events.out.tfevents")]
     for net in "GDF":
         a, b = (torch.load(tmp_path / "ck" / run / f"latest_net_{net}.pth", weights_only=True)
                 for run in ("plain", "evaluated"))
         assert all(torch.equal(a[k], b[k]) for k in a), net
+
+
+class FailingEvaluator(ScriptedEvaluator):
+    def __call__(self, netG):
+        raise ValueError("all input arrays must have the same shape")
+
+
+def test_a_failing_evaluation_does_not_end_the_run(tmp_path, monkeypatch, weights, capsys):
+    monkeypatch.setattr(train, "TrainingEvaluator", FailingEvaluator)
+    root = make_unaligned(tmp_path / "data")
+    argv = (f"--dataroot {root} --checkpoints_dir {tmp_path}/ck --name fails {SMALL} --n_epochs 2 "
+            f"--n_epochs_decay 0 --eval_freq 1 --inception_weights {weights}").split()
+    assert train.main(argv) == 0
+    assert capsys.readouterr().out.count("warning: evaluation at epoch") == 2
+    assert (tmp_path / "ck" / "fails" / "latest_net_G.pth").is_file()
+
+
+def test_a_new_run_does_not_inherit_an_earlier_best(tmp_path):
+    (tmp_path / "best_net_G.json").write_text(json.dumps({"metric": "fid", "value": 1.0, "epoch": 9}))
+    assert training_eval.BestCheckpoint(tmp_path, "fid", resumed=True).best["epoch"] == 9
+    assert training_eval.BestCheckpoint(tmp_path, "kid", resumed=True).best is None
+    fresh = training_eval.BestCheckpoint(tmp_path, "fid", resumed=False)
+    saved = []
+    assert fresh.update({"fid": 50.0, "epoch": 1}, lambda: saved.append(1)) and saved == [1]
+    assert not fresh.update({"fid": 60.0, "epoch": 2}, lambda: saved.append(2)) and saved == [1]
+    assert json.loads((tmp_path / "best_net_G.json").read_text())["epoch"] == 1
 
 
 def test_eval_freq_checks_its_needs_before_training(tmp_path, monkeypatch):

@@ -138,7 +138,7 @@ class Visualizer:
         try:
             send()
         except Exception as err:  # visdom is an optional sink: no error of its may end a run
-            print(f"warning: visdom call failed ({type(err).__name__}: {err}); "
+            echo(f"warning: visdom call failed ({type(err).__name__}: {err}); "
                   "live plots off for the rest of this run")
             self.vis = None
 
