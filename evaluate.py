@@ -54,18 +54,9 @@ def evaluate(fake_dir, real_dir, weights_path, device="cpu", batch_size=50, num_
              cache_dir=None, kid=True):
     """The metrics record for two folders (everything metrics.jsonl holds but the time)."""
     fake_files, real_files = fid.list_images(fake_dir), fid.list_images(real_dir)
-    batch_sizes = []
-    for folder, files in ((fake_dir, fake_files), (real_dir, real_files)):
-        # pytorch-fid batches whole images, so a folder of mixed sizes goes one image at a time
-        # (pytorch-fid itself would stop); the features differ by float rounding only.
-        if len(set(fid.image_sizes(files))) > 1:
-            print(f"note: the images in {folder} differ in size: one image per Inception pass")
-            batch_sizes.append(1)
-        else:
-            batch_sizes.append(batch_size)
     model = fid.load_inception(weights_path, device)
-    fake = fid.features_of_files(fake_files, model, device, batch_sizes[0], num_workers)
-    real = fid.cached_features(real_files, model, weights_path, cache_dir, device, batch_sizes[1],
+    fake = fid.features_of_files(fake_files, model, device, batch_size, num_workers)
+    real = fid.cached_features(real_files, model, weights_path, cache_dir, device, batch_size,
                                num_workers)
     return {**fid.scores(fake, real, kid), **fid.describe_protocol(),
             "fake_dir": os.path.abspath(fake_dir), "real_dir": os.path.abspath(real_dir),

@@ -19,7 +19,7 @@ from metrics.training_eval import BestCheckpoint, TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.checkpoint import prune_checkpoints
-from util.errors import NonFiniteLossError, run_cli
+from util.errors import NonFiniteLossError, first_line, run_cli
 from util.monitor import EpochProgress, echo
 from util.runtime import get_rng_state, prepare_runtime
 from util.signals import StopSignals
@@ -204,8 +204,7 @@ def main(argv=None):
                     scores = evaluator(dict(model.networks())["G"])
                 except Exception as err:  # evaluation is a bonus: it must never end a run
                     echo(f"warning: evaluation at epoch {epoch} failed ({type(err).__name__}: "
-                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}); "
-                         "training goes on")
+                         f"{first_line(err, default='')}); training goes on")
                 else:
                     record = {"epoch": epoch, "total_iters": progress.total_iters, **scores,
                               **describe_protocol()}

@@ -14,7 +14,7 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from util.errors import UserError
+from util.errors import UserError, first_line
 
 _WHITE = (255, 255, 255, 255)
 
@@ -47,7 +47,7 @@ def load_image(path, channels):
             else:
                 reason = 'not a recognised image format (corrupt or mislabelled file)'
         else:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = first_line(err)
         raise UserError(f"cannot read image {path}: {reason}; remove or replace it") from err
     out.info[SOURCE_PATH_KEY] = path
     return out

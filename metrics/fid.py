@@ -14,6 +14,7 @@ torch hub cache where pytorch-fid keeps them; when neither has them the error sa
 to get and where to put it (or pass --download to let pytorch-fid fetch it).
 """
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from util.errors import UserError
+from util.errors import UserError, first_line
 from util.util import atomic_write
 
 PROTOCOL = "paper"
@@ -113,22 +114,24 @@ def load_inception(weights_path, device="cpu"):
         with _weights_from(weights_path):
             model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
     except Exception as err:  # a foreign file fails in torch.load or load_state_dict, many ways
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{weights_path} does not hold the FID Inception weights "
-                        f"({type(err).__name__}: {first})") from None
+                        f"({type(err).__name__}: {first_line(err)})") from None
     return model.to(device).eval()
 
 
-def weights_id(path, _cache={}):
-    """sha256 of the weights file (part of every cache key: other weights, other features)."""
-    key = (os.path.abspath(path), os.path.getsize(path), os.path.getmtime(path))
-    if key not in _cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _cache[key] = digest.hexdigest()
-    return _cache[key]
+def weights_id(path):
+    """sha256 of the weights file (part of every cache key: other weights, other features);
+    hashed once per file version."""
+    return _sha256(os.path.abspath(path), os.path.getsize(path), os.path.getmtime(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path, size, mtime):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- features
@@ -165,7 +168,16 @@ def weights_match_paper(path):
 
 
 def features_of_files(files, model, device="cpu", batch_size=50, num_workers=0):
-    """(N, 2048) float64 pool3 features, by pytorch-fid's get_activations."""
+    """(N, 2048) float64 pool3 features, by pytorch-fid's get_activations.
+
+    Every file is opened first, so an unreadable one is a one-line error naming it.  pytorch-fid
+    batches whole images and stops on a folder of mixed sizes; such a folder goes one image per
+    pass instead (the features differ by float rounding only).
+    """
+    if len(set(image_sizes(files))) > 1:
+        print(f"note: the images in {os.path.dirname(files[0])} differ in size: one image per "
+              "Inception pass")
+        batch_size = 1
     return _pytorch_fid().fid_score.get_activations(files, model, min(batch_size, len(files)), DIMS,
                                                     device, num_workers)
 

@@ -54,10 +54,8 @@ class TrainingEvaluator:
             for index in range(len(self.dataset)):  # an unreadable test image fails now, not later
                 self.dataset[index]
             self.model = fid.load_inception(self.weights, device)
-            real_files = fid.list_images(self.target_dir)
-            batch_size = 50 if len(set(fid.image_sizes(real_files))) == 1 else 1
-            self.real = fid.cached_features(real_files, self.model, self.weights,
-                                            opt.fid_cache_dir or None, device, batch_size)
+            self.real = fid.cached_features(fid.list_images(self.target_dir), self.model,
+                                            self.weights, opt.fid_cache_dir or None, device)
         finally:
             set_rng_state(state)
         self.context = {"source_dir": self.source_dir, "target_dir": self.target_dir,

@@ -12,7 +12,7 @@ from collections import OrderedDict
 import torch
 
 from util.checkpoint import atomic_torch_save, load_into, strip_module_prefix
-from util.errors import NonFiniteLossError, UserError
+from util.errors import NonFiniteLossError, UserError, first_line
 from util.monitor import echo
 
 from .schedulers import get_scheduler
@@ -227,7 +227,7 @@ class BaseModel(ABC):
                 with torch.no_grad():
                     x = self._meta_nets[name](x)
             except (RuntimeError, ValueError) as err:
-                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                reason = first_line(err)
                 h, w = images.shape[-2:]
                 raise UserError(f"image {path} becomes {w}x{h} pixels after preprocessing, too small "
                                 f"for net{name} ({reason}); use larger images or raise --load_size/"

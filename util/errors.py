@@ -25,6 +25,15 @@ class NonFiniteLossError(UserError):
         self.value = value
 
 
+def first_line(err, default=None):
+    """The first non-empty line of an exception's message (library errors can run to pages),
+    or `default` (the exception's type name unless given) when it has none."""
+    text = str(err).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(err).__name__ if default is None else default
+
+
 def run_cli(main):
     """Call `main()`; exit with the status it returns if that is a non-zero int (anything else
     means success); turn a UserError into a one-line message and its exit status."""
