@@ -15,8 +15,8 @@ from util.runtime import prepare_runtime
 from util.visualizer import save_images
 
 
-def main():
-    options = TestOptions()
+def main(argv=None):
+    options = TestOptions(argv)
     opt = options.parse()
     # Test-time settings, as the original: one image at a time, in order, no augmentation.
     opt.num_threads = 0
@@ -49,6 +49,7 @@ def main():
         save_images(webpage, model.get_current_visuals(), image_paths, width=opt.display_winsize)
     webpage.save()
     print(f"results: {os.path.join(web_dir, 'index.html')}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -23,12 +23,14 @@ import torch.utils.data
 
 from data.base_dataset import BaseDataset, check_preprocess_options
 from data.single_dataset import SingleDataset
+from data.singleimage_dataset import SingleImageDataset
 from data.unaligned_dataset import UnalignedDataset
 from util.errors import UserError
 
 DATASETS = {
     'unaligned': UnalignedDataset,
     'single': SingleDataset,
+    'singleimage': SingleImageDataset,  # SinCUT
 }
 
 __all__ = ['DATASETS', 'BaseDataset', 'check_preprocess_options', 'find_dataset_class',

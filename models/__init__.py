@@ -7,9 +7,11 @@ from util.errors import UserError
 
 from .base_model import BaseModel
 from .cut_model import CUTModel
+from .sincut_model import SinCUTModel
 
 MODELS = {
     "cut": CUTModel,
+    "sincut": SinCUTModel,
 }
 
 

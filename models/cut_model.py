@@ -22,6 +22,7 @@ from util.util import str2bool
 from . import networks
 from .base_model import BaseModel
 from .losses import GANLoss, PatchNCELoss
+from .networks.stylegan import check_stylegan_sizes
 
 # --CUT_mode presets (spec 2.5). User flags still override these defaults.
 CUT_MODE_DEFAULTS = {
@@ -42,8 +43,33 @@ def parse_layer_list(text, option="--nce_layers"):
     return layers
 
 
+def check_stylegan_options(opt):
+    """The StyleGAN2 networks (SinCUT) are RGB only, exist for resolutions 4..1024, and D judges
+    whole crops of exactly the resolution it was built for."""
+    g_used = opt.netG in networks.RGB_ONLY
+    d_used = opt.isTrain and opt.netD in networks.RGB_ONLY
+    if not (g_used or d_used):
+        return
+    if (opt.input_nc, opt.output_nc) != (3, 3):
+        name = "netG" if g_used else "netD"
+        raise UserError(f"--{name} {getattr(opt, name)} works on RGB images only; use --input_nc 3 "
+                        "--output_nc 3")
+    resolution = networks.stylegan_resolution(opt.load_size, opt.crop_size)
+    check_stylegan_sizes(resolution, ngf=opt.ngf if g_used else None, ndf=opt.ndf if d_used else None,
+                         num_downsampling=opt.stylegan2_G_num_downsampling)
+    if d_used and opt.crop_size != resolution:
+        raise UserError(f"--netD {opt.netD} judges whole {resolution}x{resolution} crops "
+                        f"(min(--load_size, --crop_size) rounded to a power of 2), but --crop_size "
+                        f"is {opt.crop_size}; use a power of 2 for --crop_size, no larger than "
+                        "--load_size")
+
+
 class CUTModel(BaseModel):
     """Generator + PatchGAN discriminator + MLP heads, trained with GAN and PatchNCE losses."""
+
+    # the losses the NaN guard checks before D's step and before G's (the totals last)
+    D_STEP_LOSSES = ("D_fake", "D_real", "D")
+    G_STEP_LOSSES = ("G_GAN", "NCE", "NCE_Y", "G")
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -86,6 +112,7 @@ class CUTModel(BaseModel):
         if opt.isTrain and opt.dataset_mode == "single":
             raise UserError("--dataset_mode single has no B images to train against; use it with test.py, "
                             "or --dataset_mode unaligned for training")
+        check_stylegan_options(opt)
         if opt.isTrain and opt.input_nc != opt.output_nc and (opt.lambda_NCE > 0 or opt.nce_idt):
             raise UserError(f"PatchNCE and the identity pass feed images of one domain into the generator "
                             f"built for the other, so they need --input_nc == --output_nc (got "
@@ -107,10 +134,14 @@ class CUTModel(BaseModel):
             self.visual_names += ["idt_B"]
         self.model_names = ["G", "F", "D"] if self.isTrain else ["G"]
 
+        # StyleGAN2 networks size their channels by R = min(load_size, crop_size) as a power of 2
+        resolution = networks.stylegan_resolution(opt.load_size, opt.crop_size)
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG,
                                       not opt.no_dropout, opt.init_type, opt.init_gain,
-                                      opt.no_antialias, opt.no_antialias_up, self.gpu_ids)
-        num_layers = len(self.netG.model)
+                                      opt.no_antialias, opt.no_antialias_up, self.gpu_ids,
+                                      resolution=resolution,
+                                      num_downsampling=opt.stylegan2_G_num_downsampling)
+        num_layers = self.netG.num_layers
         bad = [i for i in self.nce_layers if not 0 <= i < num_layers]
         if bad:
             raise UserError(f"--nce_layers index {bad[0]} does not exist: --netG {opt.netG} has layers "
@@ -120,7 +151,8 @@ class CUTModel(BaseModel):
 
         self.netF = networks.define_F(opt.netF, opt.init_type, opt.init_gain, opt.netF_nc, self.gpu_ids)
         self.netD = networks.define_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.normD,
-                                      opt.init_type, opt.init_gain, opt.no_antialias, self.gpu_ids)
+                                      opt.init_type, opt.init_gain, opt.no_antialias, self.gpu_ids,
+                                      resolution=resolution)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.criterionNCE = [PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
                              for _ in self.nce_layers]
@@ -195,7 +227,7 @@ class CUTModel(BaseModel):
         self.set_requires_grad(self.netD, True)
         self.optimizer_D.zero_grad()
         self.loss_D = self.compute_D_loss()
-        if self.losses_are_finite(("D_fake", "D_real", "D")):
+        if self.losses_are_finite(self.D_STEP_LOSSES):
             self.loss_D.backward()
             self.optimizer_D.step()
 
@@ -204,7 +236,7 @@ class CUTModel(BaseModel):
         if self.optimizer_F is not None:
             self.optimizer_F.zero_grad()
         self.loss_G = self.compute_G_loss()
-        if self.losses_are_finite(("G_GAN", "NCE", "NCE_Y", "G")):
+        if self.losses_are_finite(self.G_STEP_LOSSES):
             self.loss_G.backward()
             self.optimizer_G.step()
             if self.optimizer_F is not None:

@@ -368,6 +368,7 @@ def test_registry_lookup_and_unknown_name():
     parser = object()
     assert data.get_option_setter('unaligned')(parser, True) is parser
     with pytest.raises(UserError, match="unknown --dataset_mode 'x'; choose from: single, "
+                                        "singleimage, "
                                         "unaligned"):
         data.find_dataset_class('x')
 

@@ -326,8 +326,9 @@ def test_unknown_network_names(call, option, valid):
 
 
 def test_registry_names():
-    assert set(N.GENERATORS) == {'resnet_9blocks', 'resnet_6blocks', 'resnet_4blocks'}
-    assert set(N.DISCRIMINATORS) == {'basic', 'n_layers', 'pixel'}
+    assert set(N.GENERATORS) == {'resnet_9blocks', 'resnet_6blocks', 'resnet_4blocks', 'stylegan2',
+                                 'smallstylegan2'}
+    assert set(N.DISCRIMINATORS) == {'basic', 'n_layers', 'pixel', 'stylegan2', 'tilestylegan2'}
     assert set(N.PATCH_SAMPLERS) == {'mlp_sample', 'sample'}
     assert len(N.define_G(3, 3, 8, 'resnet_4blocks').model) == 32 - 5
 

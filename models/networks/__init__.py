@@ -12,11 +12,21 @@ from .generators import ResnetBlock, ResnetGenerator, resnet_generator
 from .init import INIT_TYPES, init_net, init_weights
 from .layers import NORMS, Downsample, Upsample, conv_bias_for, get_norm_layer, get_pad_layer
 from .patch_sampler import PatchSampleF
+from .stylegan import StyleGAN2Discriminator, StyleGAN2Generator, stylegan_resolution
+
+
+def _stylegan_g(n_blocks, inject_noise):
+    def build(ngf, resolution=64, num_downsampling=1, **_unused):
+        # input_nc/output_nc are ignored: the StyleGAN2 networks are RGB only (quirk Q16)
+        return StyleGAN2Generator(ngf, n_blocks, resolution, num_downsampling, inject_noise)
+    return build
 
 GENERATORS = {
     'resnet_9blocks': resnet_generator(9),
     'resnet_6blocks': resnet_generator(6),
     'resnet_4blocks': resnet_generator(4),  # not a CLI choice in the original, but it is buildable
+    'stylegan2': _stylegan_g(n_blocks=6, inject_noise=True),  # SinCUT
+    'smallstylegan2': _stylegan_g(n_blocks=2, inject_noise=False),
 }
 
 
@@ -33,7 +43,18 @@ def _pixel_d(input_nc, ndf, norm_layer, **_unused):
     return PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer)
 
 
-DISCRIMINATORS = {'basic': _basic_d, 'n_layers': _n_layer_d, 'pixel': _pixel_d}
+def _stylegan_d(ndf, resolution=64, **_unused):
+    return StyleGAN2Discriminator(ndf, resolution)
+
+
+DISCRIMINATORS = {
+    'basic': _basic_d, 'n_layers': _n_layer_d, 'pixel': _pixel_d,
+    'stylegan2': _stylegan_d,  # SinCUT
+    'tilestylegan2': _stylegan_d,  # the original builds the same network for this name
+}
+
+# Networks that only take and give RGB images.
+RGB_ONLY = {'stylegan2', 'smallstylegan2', 'tilestylegan2'}
 
 PATCH_SAMPLERS = {
     'mlp_sample': lambda init_type, init_gain, nc, **_unused: PatchSampleF(True, init_type, init_gain, nc),
@@ -80,4 +101,5 @@ __all__ = [
     'define_G', 'define_D', 'define_F', 'init_net', 'init_weights',
     'get_norm_layer', 'get_pad_layer', 'conv_bias_for', 'Downsample', 'Upsample',
     'ResnetGenerator', 'ResnetBlock', 'NLayerDiscriminator', 'PixelDiscriminator', 'PatchSampleF',
+    'StyleGAN2Generator', 'StyleGAN2Discriminator', 'stylegan_resolution', 'RGB_ONLY',
 ]

@@ -85,6 +85,11 @@ class ResnetGenerator(nn.Module):
         model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*model)
 
+    @property
+    def num_layers(self):
+        """How many layers --nce_layers may index."""
+        return len(self.model)
+
     def _resolve_layers(self, layers):
         """Map the requested indices to a set; -1 stands for len(model), one past the last layer.
 
