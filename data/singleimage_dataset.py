@@ -12,8 +12,8 @@ Zoom sampling (quirk Q12).  The tables repeat each factor for batch_size consecu
 meant to give a whole minibatch one scale, but the loader shuffles indices, so in practice every
 crop of a batch has its own scale.  That effective behaviour is what the paper's results were
 trained with, and it stays the default.  For the intended per-batch zoom pass --serial_batches:
-batches then take consecutive indices and so share one factor (crop positions remain random,
-since the patch indices are already shuffled).
+batches then take consecutive indices and so share one factor (crop cells remain random, since
+the patch indices are already shuffled); every epoch then reads the tables in the same order.
 
 Other phases (test): the whole images, with --preprocess none only rounded to multiples of 4.
 """

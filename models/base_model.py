@@ -229,9 +229,9 @@ class BaseModel(ABC):
             except (RuntimeError, ValueError) as err:
                 reason = first_line(err)
                 h, w = images.shape[-2:]
-                raise UserError(f"image {path} becomes {w}x{h} pixels after preprocessing, too small "
-                                f"for net{name} ({reason}); use larger images or raise --load_size/"
-                                "--crop_size (e.g. --preprocess resize_and_crop)") from None
+                raise UserError(f"image {path} becomes {w}x{h} pixels after preprocessing, a size "
+                                f"net{name} cannot take ({reason}); use larger images or raise "
+                                "--load_size/--crop_size (e.g. --preprocess resize_and_crop)") from None
         self._sizes_ok.add(key)
 
     # ------------------------------------------------------------------ numerical guard

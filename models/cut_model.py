@@ -22,7 +22,7 @@ from util.util import str2bool
 from . import networks
 from .base_model import BaseModel
 from .losses import GANLoss, PatchNCELoss
-from .networks.stylegan import check_stylegan_sizes
+from .networks.stylegan import check_stylegan_sizes, encoder_layer_count
 
 # --CUT_mode presets (spec 2.5). User flags still override these defaults.
 CUT_MODE_DEFAULTS = {
@@ -56,7 +56,16 @@ def check_stylegan_options(opt):
                         "--output_nc 3")
     resolution = networks.stylegan_resolution(opt.load_size, opt.crop_size)
     check_stylegan_sizes(resolution, ngf=opt.ngf if g_used else None, ndf=opt.ndf if d_used else None,
-                         num_downsampling=opt.stylegan2_G_num_downsampling)
+                         num_downsampling=opt.stylegan2_G_num_downsampling if g_used else 0)
+    if g_used:
+        count = encoder_layer_count(networks.GENERATORS[opt.netG].n_blocks,
+                                    opt.stylegan2_G_num_downsampling)
+        bad = [i for i in parse_layer_list(opt.nce_layers) if not 0 <= i < count]
+        if bad:
+            # The original skips missing layers silently but still divides the NCE sum by the
+            # number listed (smallstylegan2 with 0,2,4 trains with 2/3 of the NCE weight).
+            raise UserError(f"--nce_layers names layer {bad[0]}, but --netG {opt.netG} has encoder "
+                            f"layers 0..{count - 1}; use e.g. --nce_layers 0,2,{count - 1}")
     if d_used and opt.crop_size != resolution:
         raise UserError(f"--netD {opt.netD} judges whole {resolution}x{resolution} crops "
                         f"(min(--load_size, --crop_size) rounded to a power of 2), but --crop_size "

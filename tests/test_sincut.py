@@ -66,7 +66,7 @@ def param_fd_error(net, loss_of_net, seed=0):
         with torch.no_grad():
             for p, d in zip(params, directions):
                 p.add_(sign * FD_STEP * d)
-        values.append(float(loss_of_net()))
+        values.append(loss_of_net().item())
         with torch.no_grad():
             for p, d in zip(params, directions):
                 p.sub_(sign * FD_STEP * d)
@@ -154,26 +154,75 @@ def test_feature_and_output_shapes():
 
 
 def test_generator_output_is_not_squashed():
-    """Q22: the last layer is a 1x1 conv and a biased leaky ReLU x sqrt(2), with no tanh."""
+    """Q22: the last layer is a 1x1 conv and a biased leaky ReLU x sqrt(2), with no tanh, so the
+    image can leave [-1, 1] (a hidden torch.tanh would cap it at 1)."""
+    torch.manual_seed(0)
     G = StyleGAN2Generator(10, 2, 16, 1)
-    assert not any(isinstance(m, nn.Tanh) for m in G.modules())
     act = G.decoder.convs[-1][-1]
     act.bias.data.copy_(torch.tensor([0.0, 0.5, -3.0]).view(1, 3, 1, 1))
     x = torch.tensor([-1.0, 2.0, 1.0]).view(1, 3, 1, 1)
     expected = torch.tensor([-0.2, 2.5, -0.4]).view(1, 3, 1, 1) * math.sqrt(2)
     torch.testing.assert_close(act(x), expected)
+    act.bias.data.fill_(3.0)
+    with torch.no_grad():
+        out = G(torch.randn(1, 3, 16, 16))
+    assert out.min() > 3  # = sqrt(2) * (3 + conv output), conv output small at initialisation
 
 
 # ---------------------------------------------------------------- blocks
 
-def test_blur_preserves_constants_and_upsampling_doubles_the_size():
-    x = torch.full((1, 2, 12, 12), 0.7)
-    out = Blur(pad=(2, 1))(x)
-    assert out.shape == (1, 2, 12, 12)
-    torch.testing.assert_close(out[..., 2:-2, 2:-2], torch.full((1, 2, 8, 8), 0.7))
-    assert float(make_blur_kernel().sum()) == pytest.approx(1.0)
-    conv = ModulatedConv2d(2, 3, 3, upsample=True)
-    assert conv(torch.randn(1, 2, 7, 9)).shape == (1, 3, 14, 18)
+def test_blur_and_upsampling_impulse_responses():
+    """Hand-derived FIR placements: the [1,3,3,1] filter (sum 1) lands where upfirdn2d puts it, so
+    a swapped pad split or a wrong gain shows.  Blur pads (p0, p1) and runs a 4-tap filter: an
+    impulse at row 3 of 8 becomes [1,3,3,1]/8 on rows 3 + p0 - 3 .. 3 + p0 (length 8 + p0 + p1 - 3)."""
+    taps = torch.tensor([1., 3., 3., 1.]) / 8
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 3, 3] = 1
+    for pad in ((2, 1), (1, 2), (1, 1)):
+        out = Blur(pad=pad)(x)[0, 0]
+        size = 8 + sum(pad) - 3
+        expected = torch.zeros(size, size)
+        lo = 3 + pad[0] - 3
+        expected[lo:lo + 4, lo:lo + 4] = torch.outer(taps, taps)
+        torch.testing.assert_close(out, expected)
+    # a constant image stays constant away from the zero padding
+    flat = Blur(pad=(2, 1))(torch.full((1, 2, 12, 12), 0.7))
+    torch.testing.assert_close(flat[..., 2:-2, 2:-2], torch.full((1, 2, 8, 8), 0.7))
+
+    # upsampling: a 3x3 kernel with only its centre set makes the transposed conv put input pixel
+    # i at 2i + 1; the blur (pads 1, 1, gain 4) then spreads it over 2i + 1 - 2 .. 2i + 1 + 1
+    conv = ModulatedConv2d(1, 1, 3, upsample=True)
+    conv.weight.data.zero_()
+    conv.weight.data[0, 0, 0, 1, 1] = 1.0
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 1
+    out = conv(x)[0, 0]
+    assert out.shape == (10, 10)
+    expected = torch.zeros(10, 10)
+    expected[3:7, 3:7] = torch.outer(taps, taps) * 4
+    torch.testing.assert_close(out, expected)
+
+
+def test_grid_patch_follows_the_original_cell_order(tmp_path):
+    """Cell c of a cols x rows grid is column c // rows, row c % rows, offset by numpy draws."""
+    from data.base_dataset import get_transform
+    w, h, size = 100, 70, 16  # 6 columns x 4 rows, 4 and 6 pixels left over
+    pixels = np.zeros((h, w, 3), dtype=np.uint8)
+    pixels[..., 0] = np.arange(w)[None, :]
+    pixels[..., 1] = np.arange(h)[:, None]
+    img = Image.fromarray(pixels)
+    opt = TrainOptions(f"--model sincut --dataroot {tiny_pair(tmp_path / 'p')} --crop_size 16 "
+                       f"--checkpoints_dir {tmp_path} --no_flip").parse()
+    for index in (0, 5, 9, 23, 30):
+        np.random.seed(index)
+        start_x, start_y = np.random.randint(w - 6 * size + 1), np.random.randint(h - 4 * size + 1)
+        cell = index % 24
+        x0, y0 = start_x + (cell // 4) * size, start_y + (cell % 4) * size
+        np.random.seed(index)
+        crop = get_transform(opt, params={'scale_factor': (1.0, 1.0), 'patch_index': index,
+                                          'flip': False}, method=Image.BILINEAR)(img)
+        values = ((crop + 1) / 2 * 255).round().long()
+        assert (int(values[0, 0, 0]), int(values[1, 0, 0])) == (x0, y0), index
 
 
 def test_modulated_conv_equals_the_per_image_grouped_formulation():
@@ -277,7 +326,7 @@ def test_r1_gradient_into_D_matches_finite_differences():
         real = x.clone().requires_grad_(True)
         return r1_penalty(D(real), real, weight=1.0)
 
-    assert float(penalty()) > 0
+    assert penalty().item() > 0
     assert param_fd_error(D, penalty) < FD_TOL
 
 
@@ -312,7 +361,8 @@ def test_options_follow_the_original_presets(tmp_path):
     for bad, message in (("--crop_size 48", "power of 2"), ("--input_nc 1", "RGB"),
                          ("--nce_idt False", "--nce_idt True"), ("--crop_size 2048 --load_size 4096", "4..1024"),
                          ("--stylegan2_G_num_downsampling -1", "0 or more"),
-                         ("--eval_freq 1", "single-image")):
+                         ("--eval_freq 1", "single-image"),
+                         ("--netG smallstylegan2", "layers 0..3; use e.g. --nce_layers 0,2,3")):
         with pytest.raises(UserError, match=message):
             TrainOptions(f"--model sincut --dataroot {root} --checkpoints_dir {tmp_path} {bad}").parse()
 
@@ -344,9 +394,22 @@ def test_nce_with_minibatch_negatives_matches_finite_differences(tmp_path):
         return model.calculate_NCE_loss(src, x, patch_ids=ids)
 
     assert fd_error(nce, x0) < FD_TOL
-    # negatives are the other crops at the same location: a 4 x 5 logit matrix per layer, so a
-    # query equal to its key, far from the others, has a loss well below log(5)
-    assert float(nce(src)) / 4 < math.log(5)
+
+    # Negatives are the other crops at the same location: per layer, row b of the logits is
+    # [q_b.k_b, q_b.k_1, ..., q_b.k_4] / T with -10 for k_b (naive loop of test_losses).
+    from test_losses import naive_patchnce
+    with torch.no_grad():
+        feat_q = model.netG(x0, model.nce_layers, encode_only=True)
+        feat_k = model.netG(src, model.nce_layers, encode_only=True)
+        q_pool, _ = model.netF(feat_q, 1, ids)
+        k_pool, _ = model.netF(feat_k, 1, ids)
+        expected = sum(naive_patchnce(q, k, 4, 0.07, all_negatives=True).mean() * 4.0
+                       for q, k in zip(q_pool, k_pool)) / 3
+        per_image = sum(naive_patchnce(q, k, 4, 0.07, all_negatives=False).mean() * 4.0
+                        for q, k in zip(q_pool, k_pool)) / 3
+        got = nce(x0)
+    assert float(got) == pytest.approx(float(expected), rel=1e-9)
+    assert abs(float(per_image) - float(expected)) > 1  # the grouping matters here
 
 
 def test_two_iterations_on_the_monet_etretat_crops_update_every_network(tmp_path):
@@ -364,6 +427,8 @@ def test_two_iterations_on_the_monet_etretat_crops_update_every_network(tmp_path
         losses = model.optimize_parameters()
     assert list(losses) == ["G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y", "D_R1", "idt"]
     assert all(math.isfinite(v) for v in losses.values()) and losses["D_R1"] > 0
+    assert model.loss_D.item() == pytest.approx(0.5 * (losses["D_fake"] + losses["D_real"])
+                                                + losses["D_R1"], rel=1e-5)
     # the logged G includes the identity loss
     assert losses["G"] == pytest.approx(losses["G_GAN"] + 0.5 * (losses["NCE"] + losses["NCE_Y"])
                                         + losses["idt"], rel=1e-5)
@@ -425,7 +490,8 @@ def test_test_phase_translates_the_whole_image_rounded_to_multiples_of_4(tmp_pat
     # make_power_2 with Python's round: 42 / 4 = 10.5 -> 10 (half to even) -> 40; 30 / 4 = 7.5 -> 8 -> 32
     assert out.size == (40, 32)
     if os.path.isdir(PAIR):
-        opt = TestOptions(f"--model sincut --dataroot {PAIR} --checkpoints_dir {ck} --gpu_ids -1").parse()
+        opt = TestOptions(f"--model sincut --dataroot {PAIR} --checkpoints_dir {ck} --gpu_ids -1 "
+                          "--num_threads 0").parse()
         opt.no_flip = True
         item = create_dataset(opt).dataset[0]
         assert item["A"].shape == (3, 968, 1200)  # monet.jpg is 1200x966
@@ -447,3 +513,25 @@ def test_sigterm_mid_epoch_then_continue_train_is_bit_identical(tmp_path):
     assert "resuming from" in second.stdout and ref.returncode == 0
     assert_same_weights(tmp_path / "ck" / "ref", tmp_path / "ck" / "cut")
     assert losses_by_iteration(tmp_path / "ck" / "cut") == losses_by_iteration(tmp_path / "ck" / "ref")
+
+
+def test_smallstylegan2_trains_with_its_own_layers(tmp_path):
+    _, model = build_sincut(tiny_pair(tmp_path / "pair"), tmp_path, "--netG smallstylegan2 --nce_layers 0,2,3")
+    g = torch.Generator().manual_seed(0)
+    batch = {"A": torch.rand(4, 3, 16, 16, generator=g), "B": torch.rand(4, 3, 16, 16, generator=g),
+             "A_paths": ["a"] * 4, "B_paths": ["b"] * 4}
+    model.data_dependent_initialize(batch)
+    assert model.netF.num_heads == 3
+    model.set_input(batch)
+    assert all(math.isfinite(v) for v in model.optimize_parameters().values())
+
+
+def test_script_explains_a_missing_folder(tmp_path):
+    import subprocess
+    proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "sincut.sh"), "train",
+                           str(tmp_path / "nowhere")], capture_output=True, text=True, cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "nowhere/trainA not found" in lines[0]
+    proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "sincut.sh"), "fit"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "train or test" in proc.stderr

@@ -19,6 +19,7 @@ def _stylegan_g(n_blocks, inject_noise):
     def build(ngf, resolution=64, num_downsampling=1, **_unused):
         # input_nc/output_nc are ignored: the StyleGAN2 networks are RGB only (quirk Q16)
         return StyleGAN2Generator(ngf, n_blocks, resolution, num_downsampling, inject_noise)
+    build.n_blocks = n_blocks  # read by option validation (how many layers --nce_layers may tap)
     return build
 
 GENERATORS = {

@@ -81,6 +81,12 @@ def check_stylegan_sizes(resolution, ngf=None, ndf=None, num_downsampling=0):
                             f"{resolution} (a layer would get 0 channels); raise it")
 
 
+def encoder_layer_count(n_blocks, num_downsampling):
+    """Layers of StyleGAN2Encoder.convs that --nce_layers may index: identity, 1x1 conv, the
+    downsampling blocks, n_blocks // 2 plain blocks."""
+    return 2 + num_downsampling + n_blocks // 2
+
+
 # ---------------------------------------------------------------------------------- blocks
 def make_blur_kernel(taps=BLUR_TAPS, gain=1.0):
     """2-D blur kernel: outer product of `taps`, normalised to sum `gain`."""
@@ -294,6 +300,9 @@ class StyleGAN2Encoder(nn.Module):
             res //= 2
         convs += [ResBlock(ch[res], ch[res], downsample=False) for _ in range(n_blocks // 2)]
         self.convs = nn.Sequential(*convs)
+
+    def forward(self, x):
+        return self.convs(x)
 
 
 class StyleGAN2Decoder(nn.Module):
