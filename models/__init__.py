@@ -7,9 +7,11 @@ from util.errors import UserError
 
 from .base_model import BaseModel
 from .cut_model import CUTModel
+from .cycle_gan_model import CycleGANModel
 
 MODELS = {
     "cut": CUTModel,
+    "cycle_gan": CycleGANModel,
 }
 
 
