@@ -28,7 +28,7 @@ def main(argv=None):
 
     dataset = create_dataset(opt)
     model = create_model(opt)
-    model.setup(opt)  # loads <epoch>_net_G.pth
+    model.setup(opt)  # loads <epoch>_net_<name>.pth of the test-time networks (G; G_A, G_B)
     options.save_options(opt)  # <phase>_opt.txt, only once the data and weights were found
     model.parallelize()
     if opt.eval:

@@ -89,7 +89,8 @@ def main(argv=None):
         resume = None  # the weights and moments it held now live in the model: free them
     model.parallelize()
     evaluator = TrainingEvaluator(opt, model.device) if opt.eval_freq > 0 else None
-    best = BestCheckpoint(model.save_dir, opt.eval_metric, resumed=saved_at is not None)
+    best = BestCheckpoint(model.save_dir, opt.eval_metric, resumed=saved_at is not None,
+                          net_name=model.generator_name)
     options.save_options(opt)  # only now that every check has passed
     visualizer.start()
     bar = EpochProgress(opt.progress)
@@ -201,7 +202,7 @@ def main(argv=None):
 
             if evaluator is not None and epoch % opt.eval_freq == 0:
                 try:
-                    scores = evaluator(dict(model.networks())["G"])
+                    scores = evaluator(dict(model.networks())[model.generator_name])
                 except Exception as err:  # evaluation is a bonus: it must never end a run
                     echo(f"warning: evaluation at epoch {epoch} failed ({type(err).__name__}: "
                          f"{first_line(err, default='')}); training goes on")
@@ -209,8 +210,9 @@ def main(argv=None):
                     record = {"epoch": epoch, "total_iters": progress.total_iters, **scores,
                               **describe_protocol()}
                     visualizer.log_metrics(record)
-                    if best.update(record, lambda: save_networks("best", names=["G"])):
-                        print(f"best {opt.eval_metric.upper()} so far: saved best_net_G.pth "
+                    name = model.generator_name  # G; CycleGAN's A -> B generator is G_A
+                    if best.update(record, lambda: save_networks("best", names=[name])):
+                        print(f"best {opt.eval_metric.upper()} so far: saved best_net_{name}.pth "
                               f"(epoch {epoch})")
 
             print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {int(time.time() - epoch_start)} sec")

@@ -82,11 +82,12 @@ class TrainingEvaluator:
 
 class BestCheckpoint:
     """best_net_G.pth with best_net_G.json beside it: the generator with the lowest `metric` so
-    far, its epoch and its scores.  Read back when a run is resumed, so the best survives."""
+    far, its epoch and its scores.  Read back when a run is resumed, so the best survives.
+    `net_name` is the generator's name in the model (CycleGAN's is G_A: best_net_G_A.*)."""
 
-    def __init__(self, folder, metric, resumed):
+    def __init__(self, folder, metric, resumed, net_name="G"):
         self.metric = metric
-        self.path = os.path.join(folder, "best_net_G.json")
+        self.path = os.path.join(folder, f"best_net_{net_name}.json")
         self.best = None  # a new run ignores (and in time overwrites) an earlier run's best
         if resumed and os.path.isfile(self.path):
             with open(self.path) as f:

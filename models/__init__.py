@@ -7,10 +7,12 @@ from util.errors import UserError
 
 from .base_model import BaseModel
 from .cut_model import CUTModel
+from .cycle_gan_model import CycleGANModel
 from .sincut_model import SinCUTModel
 
 MODELS = {
     "cut": CUTModel,
+    "cycle_gan": CycleGANModel,
     "sincut": SinCUTModel,
 }
 

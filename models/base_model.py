@@ -27,6 +27,9 @@ _SCHEDULER_SETTINGS = ("step_size", "T_max")
 class BaseModel(ABC):
     """Checkpointing, schedulers, device handling and visual/loss bookkeeping."""
 
+    # The network that translates A to B: what --eval_freq scores and keeps as best_net_<name>.pth.
+    generator_name = "G"
+
     def __init__(self, opt):
         self.opt = opt
         self.gpu_ids = opt.gpu_ids
