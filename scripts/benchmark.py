@@ -112,13 +112,15 @@ def measure(config):
         print(f"  {label}: {text}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="cut_benchmark_") as work:
-        write_random_images(work, max(2, config["batch_size"]), config["size"])
+        # SinCUT's data set is one image per domain, read as 100,000 crops: two batches suffice.
+        batch = config["batch_size"]
+        write_random_images(work, 1 if label == "sincut" else max(2, batch), config["size"])
         size = str(config["size"])
         argv = (MODEL_FLAGS[label]
                 + ["--dataroot", work, "--checkpoints_dir", os.path.join(work, "ck"), "--name", "bench",
-                   "--gpu_ids", "0" if cuda else "-1", "--batch_size", str(config["batch_size"]),
+                   "--gpu_ids", "0" if cuda else "-1", "--batch_size", str(batch),
                    "--load_size", size, "--crop_size", size, "--num_threads", "0",
-                   "--display_id", "0", "--seed", "0"]
+                   "--max_dataset_size", str(2 * batch), "--display_id", "0", "--seed", "0"]
                 + config["model_options"])
         log = io.StringIO()  # the option dump and network summary: train.py's start-up chatter
         try:
