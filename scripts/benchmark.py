@@ -64,7 +64,7 @@ UNSTEADY = 1.5  # slowest / fastest timed iteration above this: the table warns 
 
 
 def available_models():
-    """Labels whose model is in this checkout's registry (sincut only once it is added)."""
+    """Labels whose model is in this checkout's registry."""
     from models import MODELS
     return [label for label, flags in MODEL_FLAGS.items() if flags[1] in MODELS]
 
