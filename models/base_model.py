@@ -210,6 +210,22 @@ class BaseModel(ABC):
                 obj.load_state_dict(obj_state)
 
     # ------------------------------------------------------------------ input sizes
+    def read_batch(self, data):
+        """Set real_A, real_B and image_paths from a loader batch, following --direction.
+
+        A single-domain batch (--dataset_mode single, test only) has no B: real_B is None.
+        Returns the path of the first B image (None without B), for size-check messages.
+        """
+        if "B" not in data:
+            self.real_A, self.real_B = data["A"].to(self.device), None
+            self.image_paths = data["A_paths"]
+            return None
+        a_to_b = self.opt.direction == "AtoB"
+        self.real_A = data["A" if a_to_b else "B"].to(self.device)
+        self.real_B = data["B" if a_to_b else "A"].to(self.device)
+        self.image_paths = data["A_paths" if a_to_b else "B_paths"]
+        return data["B_paths" if a_to_b else "A_paths"][0]
+
     def check_image_size(self, images, path, chain):
         """Raise a one-line UserError if `images` (B x C x H x W) cannot pass through the networks
         named in `chain` (each fed the previous one's output, e.g. ("G", "D")).

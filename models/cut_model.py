@@ -195,17 +195,11 @@ class CUTModel(BaseModel):
 
     # ------------------------------------------------------------------ one step
     def set_input(self, data):
-        if "B" not in data:  # a single-domain folder (--dataset_mode single), test only
-            self.real_A, self.real_B = data["A"].to(self.device), None
-            self.image_paths = data["A_paths"]
+        path_B = self.read_batch(data)
+        if self.real_B is None:  # a single-domain folder (--dataset_mode single), test only
             self.check_image_size(self.real_A, self.image_paths[0], ("G",))
             return
-        a_to_b = self.opt.direction == "AtoB"
-        self.real_A = data["A" if a_to_b else "B"].to(self.device)
-        self.real_B = data["B" if a_to_b else "A"].to(self.device)
-        self.image_paths = data["A_paths" if a_to_b else "B_paths"]
         # What each image goes through: A -> G -> D, and B -> D (and B -> G for the identity term).
-        path_B = data["B_paths" if a_to_b else "A_paths"][0]
         self.check_image_size(self.real_A, self.image_paths[0], ("G", "D") if self.isTrain else ("G",))
         if self.isTrain:
             self.check_image_size(self.real_B, path_B, ("G", "D") if self.opt.nce_idt else ("D",))

@@ -120,16 +120,10 @@ class CycleGANModel(BaseModel):
 
     # ------------------------------------------------------------------ one step
     def set_input(self, data):
-        if "B" not in data:  # a single-domain folder (--dataset_mode single), test only
-            self.real_A, self.real_B = data["A"].to(self.device), None
-            self.image_paths = data["A_paths"]
+        path_B = self.read_batch(data)
+        if self.real_B is None:  # a single-domain folder (--dataset_mode single), test only
             self.check_image_size(self.real_A, self.image_paths[0], ("G_A", "G_B"))
             return
-        a_to_b = self.opt.direction == "AtoB"
-        self.real_A = data["A" if a_to_b else "B"].to(self.device)
-        self.real_B = data["B" if a_to_b else "A"].to(self.device)
-        self.image_paths = data["A_paths" if a_to_b else "B_paths"]
-        path_B = data["B_paths" if a_to_b else "A_paths"][0]
         # Every way each image travels through the networks (checked once per image size).
         chains_A = [("G_A", "G_B")]
         chains_B = [("G_B", "G_A")]

@@ -364,7 +364,7 @@ def test_images_too_small_for_the_networks_are_named_in_one_line(tmp_path):
     opt, model = build(tmp_path)
     data = batch()
     data["B"], data["B_paths"] = batch(size=8)["B"], ["tiny_b.png"]
-    with pytest.raises(UserError, match=r"image tiny_b.png becomes 8x8 pixels .* too small for net"):
+    with pytest.raises(UserError, match=r"image tiny_b.png becomes 8x8 pixels .* a size net.* cannot take"):
         model.set_input(data)
 
 

@@ -14,6 +14,20 @@ from .layers import Downsample, Upsample, conv_bias_for
 N_DOWNSAMPLING = 2  # fixed in the original: the bottleneck runs at 1/4 resolution
 
 
+def resolve_layer_indices(layers, num_layers, minus_one):
+    """The set of layer indices asked for by `layers` (--nce_layers), with -1 replaced by
+    `minus_one`; raises a one-line UserError for an index outside 0..num_layers - 1."""
+    wanted = set()
+    for idx in map(int, layers):
+        if idx == -1:
+            idx = minus_one
+        elif not 0 <= idx < num_layers:
+            raise UserError(f"layer index {idx} is out of range for this generator "
+                            f"(0..{num_layers - 1}, or -1); check --nce_layers")
+        wanted.add(idx)
+    return wanted
+
+
 class ResnetBlock(nn.Module):
     """Residual block x + conv_block(x), with two 3x3 convs (and optional dropout)."""
 
@@ -90,24 +104,6 @@ class ResnetGenerator(nn.Module):
         """How many layers --nce_layers may index."""
         return len(self.model)
 
-    def _resolve_layers(self, layers):
-        """Map the requested indices to a set; -1 stands for len(model), one past the last layer.
-
-        As in the original, index len(model) never matches a layer: it yields no feature and keeps
-        encode_only from stopping early, so the final output is returned as the first result.
-        """
-        n = len(self.model)
-        wanted = set()
-        for idx in layers:
-            idx = int(idx)
-            if idx == -1:
-                idx = n
-            elif not 0 <= idx < n:
-                raise UserError(f"layer index {idx} is out of range for this generator "
-                                f"(0..{n - 1}, or -1); check --nce_layers")
-            wanted.add(idx)
-        return wanted
-
     def forward(self, input, layers=(), encode_only=False):
         """Translate `input` (B x input_nc x H x W, H and W divisible by 4).
 
@@ -118,7 +114,9 @@ class ResnetGenerator(nn.Module):
         """
         if len(layers) == 0:
             return self.model(input)
-        wanted = self._resolve_layers(layers)
+        # As the original, -1 stands for len(model), one past the last layer: it yields no
+        # feature and keeps encode_only from stopping early, so the final output comes first.
+        wanted = resolve_layer_indices(layers, len(self.model), minus_one=len(self.model))
         last = max(wanted)
         feat, feats = input, []
         for layer_id, layer in enumerate(self.model):

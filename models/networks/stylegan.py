@@ -27,6 +27,8 @@ import torch.nn.functional as F
 
 from util.errors import UserError
 
+from .generators import resolve_layer_indices
+
 BLUR_TAPS = (1, 3, 3, 1)
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' second moment through a leaky ReLU
@@ -348,19 +350,6 @@ class StyleGAN2Generator(nn.Module):
         """How many encoder layers --nce_layers may index."""
         return len(self.encoder.convs)
 
-    def _resolve_layers(self, layers):
-        # -1 means the last encoder layer here (the original appends len - 1 for it).
-        n = self.num_layers
-        wanted = set()
-        for idx in map(int, layers):
-            if idx == -1:
-                idx = n - 1
-            elif not 0 <= idx < n:
-                raise UserError(f"layer index {idx} is out of range for this generator "
-                                f"(0..{n - 1}, or -1); check --nce_layers")
-            wanted.add(idx)
-        return wanted
-
     def forward(self, input, layers=(), encode_only=False):
         """Translate `input` (B x 3 x H x W).
 
@@ -370,7 +359,8 @@ class StyleGAN2Generator(nn.Module):
         """
         if len(layers) == 0 and not encode_only:
             return self.decoder(self.encoder.convs(input))
-        wanted = self._resolve_layers(layers)
+        # -1 means the last encoder layer here (the original appends len - 1 for it)
+        wanted = resolve_layer_indices(layers, self.num_layers, minus_one=self.num_layers - 1)
         last = max(wanted, default=-1)
         feat, feats = input, []
         for layer_id, layer in enumerate(self.encoder.convs):
