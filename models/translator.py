@@ -132,8 +132,10 @@ def load_weights(net, state_dict, arch, path, source):
     if differ:
         look = ", ".join(f"{k}={v}" for k, v in differ.items())
         used = ", ".join(f"{k}={arch[k]}" for k in differ)
+        flags = " ".join(f"--{k} {v}" for k, v in differ.items())
         raise UserError(f"checkpoint {path} does not fit the generator built from {source}: its "
-                        f"weights look like {look} (the options say {used}); pass those options")
+                        f"weights look like {look} (the options say {used}); pass {flags} "
+                        "(translate.py) or those keywords (load_translator)")
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     detail = (f"shape of {bad_shape[0]}: file {tuple(state_dict[bad_shape[0]].shape)} vs network "
