@@ -94,6 +94,9 @@ def read_architecture(path, overrides):
         # G_B maps B -> A: built as define_G(output_nc, input_nc) by CycleGANModel
         arch["input_nc"], arch["output_nc"] = arch["output_nc"], arch["input_nc"]
     arch.update(overrides)
+    from . import MODELS  # here, not at the top: models/__init__.py imports this module
+    if arch["model"] not in MODELS:
+        raise UserError(f"unknown model '{arch['model']}'; choose from: {', '.join(sorted(MODELS))}")
     if overrides:
         source += " and the options given here"
     return arch, source

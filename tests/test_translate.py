@@ -247,3 +247,10 @@ def test_never_overwrites_an_input(trained, tmp_path):
             translate_script.main(["--checkpoint", str(trained)] + args)
     assert (src / "a.png").read_bytes() == before
     assert os.listdir(src) == ["a.png"]
+
+
+def test_unknown_option_or_model_is_refused(trained):
+    with pytest.raises(UserError, match="unknown generator option 'ngff'"):
+        load_translator(str(trained), ngff=4)
+    with pytest.raises(UserError, match="unknown model 'pix2pix'"):
+        load_translator(str(trained), model="pix2pix")
