@@ -9,6 +9,7 @@ from .base_model import BaseModel
 from .cut_model import CUTModel
 from .cycle_gan_model import CycleGANModel
 from .sincut_model import SinCUTModel
+from .translator import Translator, load_translator
 
 MODELS = {
     "cut": CUTModel,
@@ -35,4 +36,5 @@ def create_model(opt):
     return model
 
 
-__all__ = ["BaseModel", "MODELS", "find_model_class", "get_option_setter", "create_model"]
+__all__ = ["BaseModel", "MODELS", "find_model_class", "get_option_setter", "create_model",
+           "load_translator", "Translator"]

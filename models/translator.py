@@ -1,0 +1,281 @@
+"""Translate users' images with a trained generator, at any size: the library behind translate.py.
+
+    from models import load_translator
+    translate = load_translator("checkpoints/horse2zebra/latest_net_G.pth", device="cpu")
+    zebra = translate(Image.open("horse.jpg"))   # a PIL RGB image of exactly the input's size
+
+The generator's architecture comes from the `train_opt.json` that training writes beside the
+weights (or `test_opt.json`); without one, the original's defaults apply (resnet_9blocks, ngf 64,
+instance norm, antialiased, RGB -> RGB; SinCUT's presets with model="sincut"), and keyword
+overrides (`ngf=4`, `netG="resnet_6blocks"`, ...) win over both.  Weights that do not fit give
+one line naming the options that probably differ.
+
+Unlike test.py (spec 12), nothing is resized to 256x256: the image is padded by reflection to a
+multiple of what the generator needs, translated, and cropped back.
+"""
+import json
+import os
+import re
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import functional as TF
+
+from data.base_dataset import POWER_BASE
+from data.image_io import convert_image
+from util.checkpoint import load_state_dict_file
+from util.errors import UserError
+from util.monitor import echo
+from util.tiling import run_tiled
+from util.util import tensor2im
+
+from . import networks
+from .networks.describe import guess_generator_options
+from .sincut_model import SINCUT_DEFAULTS
+
+# The options that shape a generator, with the original's defaults (spec 2.2).
+# stylegan_resolution is R = stylegan_resolution(load_size, crop_size) of the training run.
+ARCH_DEFAULTS = dict(model="cut", netG="resnet_9blocks", ngf=64, normG="instance", no_dropout=True,
+                     no_antialias=False, no_antialias_up=False, input_nc=3, output_nc=3,
+                     stylegan_resolution=256, stylegan2_G_num_downsampling=1)
+OPTION_FILES = ("train_opt.json", "test_opt.json")  # written by options.save_options
+MIN_SIDE = 16  # a resnet G needs >= 2 pixels at its 1/4-size bottleneck; pad tiny images up
+_CYCLE_GAN_FILE = re.compile(r"_net_G_([AB])\.pth$")
+_NOT_A_GENERATOR = re.compile(r"_net_(D|F|D_A|D_B)\.pth$")
+
+
+def find_generator_file(path):
+    """`path` itself, or for a checkpoint folder its latest_net_G.pth (latest_net_G_A.pth)."""
+    if os.path.isdir(path):
+        for name in ("latest_net_G.pth", "latest_net_G_A.pth"):
+            if os.path.isfile(os.path.join(path, name)):
+                return os.path.join(path, name)
+        raise UserError(f"no latest_net_G.pth or latest_net_G_A.pth in {path}; pass the "
+                        "generator file itself (e.g. <folder>/5_net_G.pth)")
+    if _NOT_A_GENERATOR.search(os.path.basename(path)):
+        raise UserError(f"{path} holds a discriminator or patch sampler, not a generator; pass the "
+                        "*_net_G.pth file (*_net_G_A.pth / *_net_G_B.pth for CycleGAN)")
+    return path
+
+
+def read_architecture(path, overrides):
+    """(options dict, where they came from) for the generator in `path`."""
+    unknown = sorted(set(overrides) - set(ARCH_DEFAULTS))
+    if unknown:
+        raise UserError(f"unknown generator option '{unknown[0]}'; choose from: "
+                        f"{', '.join(sorted(ARCH_DEFAULTS))}")
+    folder = os.path.dirname(os.path.abspath(path))
+    saved, source = None, "the original's defaults"
+    for name in OPTION_FILES:
+        json_path = os.path.join(folder, name)
+        if os.path.isfile(json_path):
+            try:
+                with open(json_path) as f:
+                    saved = json.load(f)
+            except (OSError, ValueError) as err:
+                raise UserError(f"cannot read {json_path}: {err}; fix or delete it and pass the "
+                                "generator options as flags") from None
+            source = json_path
+            break
+    arch = dict(ARCH_DEFAULTS)
+    cycle_file = _CYCLE_GAN_FILE.search(os.path.basename(path))
+    if saved is None:
+        if cycle_file:
+            arch["model"] = "cycle_gan"
+        if overrides.get("model", arch["model"]) == "sincut":
+            arch.update(_sincut_architecture(SINCUT_DEFAULTS))
+    else:
+        arch.update({k: saved[k] for k in ARCH_DEFAULTS if k in saved})
+        if "load_size" in saved and "crop_size" in saved:
+            arch["stylegan_resolution"] = networks.stylegan_resolution(saved["load_size"],
+                                                                       saved["crop_size"])
+    if cycle_file and cycle_file.group(1) == "B":
+        # G_B maps B -> A: built as define_G(output_nc, input_nc) by CycleGANModel
+        arch["input_nc"], arch["output_nc"] = arch["output_nc"], arch["input_nc"]
+    arch.update(overrides)
+    from . import MODELS  # here, not at the top: models/__init__.py imports this module
+    if arch["model"] not in MODELS:
+        raise UserError(f"unknown model '{arch['model']}'; choose from: {', '.join(sorted(MODELS))}")
+    if overrides:
+        source += " and the options given here"
+    return arch, source
+
+
+def _sincut_architecture(preset):
+    return dict(netG=preset["netG"], ngf=preset["ngf"],
+                stylegan2_G_num_downsampling=preset["stylegan2_G_num_downsampling"],
+                stylegan_resolution=networks.stylegan_resolution(preset["load_size"],
+                                                                 preset["crop_size"]))
+
+
+def build_generator(arch):
+    for name in ("input_nc", "output_nc"):
+        if arch[name] not in (1, 3):
+            raise UserError(f"{name} {arch[name]} is not supported for images; use 1 or 3")
+    return networks.define_G(arch["input_nc"], arch["output_nc"], arch["ngf"], arch["netG"],
+                             arch["normG"], not arch["no_dropout"], "xavier", 0.02,
+                             arch["no_antialias"], arch["no_antialias_up"],
+                             resolution=arch["stylegan_resolution"],
+                             num_downsampling=arch["stylegan2_G_num_downsampling"])
+
+
+def load_weights(net, state_dict, arch, path, source):
+    """Strictly load; a mismatch becomes one line naming the options that probably differ."""
+    if "networks" in state_dict and isinstance(state_dict["networks"], dict):
+        raise UserError(f"{path} is a resumable training state; pass the latest_net_G.pth "
+                        "beside it")
+    own = net.state_dict()
+    bad_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if set(own) == set(state_dict) and not bad_shape:
+        net.load_state_dict(state_dict, strict=True)
+        return
+    guess = guess_generator_options(state_dict, arch["stylegan_resolution"])
+    differ = {k: v for k, v in guess.items() if arch.get(k) != v}
+    if differ:
+        look = ", ".join(f"{k}={v}" for k, v in differ.items())
+        used = ", ".join(f"{k}={arch[k]}" for k in differ)
+        flags = " ".join(f"--{k} {v}" for k, v in differ.items())
+        raise UserError(f"checkpoint {path} does not fit the generator built from {source}: its "
+                        f"weights look like {look} (the options say {used}); pass {flags} "
+                        "(translate.py) or those keywords (load_translator)")
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    detail = (f"shape of {bad_shape[0]}: file {tuple(state_dict[bad_shape[0]].shape)} vs network "
+              f"{tuple(own[bad_shape[0]].shape)}" if bad_shape else
+              f"{len(missing)} missing keys, {len(unexpected)} unexpected (e.g. "
+              f"{(missing or unexpected)[0]})")
+    hint = ("check ngf and the resolution (load_size/crop_size of the training run)"
+            if arch["netG"] in networks.RGB_ONLY else "check netG/ngf/normG/no_antialias")
+    raise UserError(f"checkpoint {path} does not fit the generator built from {source} "
+                    f"({detail}); {hint}")
+
+
+def resolve_device(device):
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device '{device}'; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {device} asked for, but CUDA is not available; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device {device} does not exist ({torch.cuda.device_count()} GPU(s))")
+    return device
+
+
+def load_translator(path, device=None, load_size=None, tile=None, tile_overlap=32, amp=False,
+                    **overrides):
+    """A `Translator` for the generator checkpoint `path` (a *_net_G*.pth file or its folder).
+
+    device: "cpu", "cuda", "cuda:N" (default: cuda when available).  load_size, tile,
+    tile_overlap, amp: see Translator.  overrides: generator options (ARCH_DEFAULTS' names).
+    """
+    path = find_generator_file(path)
+    device = resolve_device(device)
+    state_dict = load_state_dict_file(path)
+    arch, source = read_architecture(path, overrides)
+    net = build_generator(arch)
+    load_weights(net, state_dict, arch, path, source)
+    net.to(device).eval()  # eval: dropout off and batch norm on its running statistics
+    if amp and device.type != "cuda":
+        echo("notice: --amp only applies on CUDA; translating in float32 on the CPU")
+        amp = False
+    return Translator(net, arch, device, load_size=load_size, tile=tile,
+                      tile_overlap=tile_overlap, amp=amp)
+
+
+class Translator:
+    """Callable: PIL image -> PIL RGB image of the same size; B x C x H x W tensor in [-1, 1] ->
+    B x output_nc x H x W tensor in [-1, 1] (clamped: SinCUT's generator is unbounded).
+
+    load_size: translate at a scale where the shorter side is `load_size` pixels (bicubic, both
+        up and down), then resize the result back to the input's size.  None: the input's scale.
+    tile: translate `tile` x `tile` pieces overlapping by `tile_overlap` pixels and blend them
+        (less memory; approximate, as each tile's instance-norm statistics are its own).
+    amp: float16 autocast (CUDA only).
+    """
+
+    def __init__(self, net, arch, device, load_size=None, tile=None, tile_overlap=32, amp=False):
+        self.net, self.arch, self.device, self.amp = net, arch, device, amp
+        # The resnet halves the size twice; a StyleGAN2 G num_downsampling times.
+        downs = 2 ** arch["stylegan2_G_num_downsampling"] if arch["netG"] in networks.RGB_ONLY else 4
+        self.multiple = max(POWER_BASE, downs)
+        self.load_size = load_size
+        if load_size is not None and load_size < 1:
+            raise UserError(f"load_size must be a positive number of pixels (got {load_size})")
+        if tile is not None:
+            if tile < MIN_SIDE or tile % self.multiple:
+                raise UserError(f"tile {tile} must be a multiple of {self.multiple} and at least "
+                                f"{MIN_SIDE}")
+            if not 0 <= tile_overlap < tile:
+                raise UserError(f"tile_overlap must be in [0, tile) (got {tile_overlap})")
+        self.tile, self.tile_overlap = tile, tile_overlap
+
+    @property
+    def input_nc(self):
+        return self.arch["input_nc"]
+
+    def __call__(self, image):
+        if isinstance(image, torch.Tensor):
+            return self.translate_tensor(image)
+        if isinstance(image, Image.Image):
+            return self.translate_images([image])[0]
+        raise TypeError(f"expected a PIL image or a B x C x H x W tensor, got {type(image).__name__}")
+
+    def to_tensor(self, image):
+        """PIL image (any mode) -> input_nc x H x W in [-1, 1], exactly as test.py's pipeline."""
+        return TF.to_tensor(convert_image(image, self.input_nc)).sub(0.5).div(0.5)
+
+    def translate_images(self, images):
+        """Translate PIL images of one size as one batch; returns PIL RGB images."""
+        batch = torch.stack([self.to_tensor(image) for image in images])
+        out = self.translate_tensor(batch)
+        return [Image.fromarray(tensor2im(out[i:i + 1])) for i in range(len(images))]
+
+    @torch.no_grad()
+    def translate_tensor(self, x):
+        if x.dim() != 4 or x.shape[1] != self.input_nc:
+            raise UserError(f"expected a B x {self.input_nc} x H x W tensor, got shape "
+                            f"{tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        y = x.to(self.device, torch.float32)
+        if self.load_size is not None:
+            scale = self.load_size / min(height, width)
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            y = _resize(y, size)
+        y = self._padded_forward(y)
+        if self.load_size is not None:
+            y = _resize(y, (height, width))
+        return y.clamp(-1.0, 1.0).to(x.device)
+
+    def _padded_forward(self, x):
+        """G(x) for any H x W: reflection-pad right and bottom to a multiple of what G needs (and
+        at least MIN_SIDE), translate (whole or tiled), crop back."""
+        height, width = x.shape[-2:]
+        ph = _padded(height, self.multiple) - height
+        pw = _padded(width, self.multiple) - width
+        if ph or pw:
+            # reflection needs the pad to be smaller than the side; tiny images replicate
+            mode = "reflect" if ph < height and pw < width else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        if self.tile is not None:
+            out = run_tiled(self._forward, x, self.tile, self.tile_overlap)
+        else:
+            out = self._forward(x)
+        return out[:, :, :height, :width].float()
+
+    def _forward(self, x):
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            return self.net(x)
+
+
+def _padded(side, multiple):
+    return max(MIN_SIDE, -(-side // multiple) * multiple)
+
+
+def _resize(x, size):
+    """Bicubic resize of a B x C x H x W tensor, antialiased when shrinking (like PIL)."""
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
