@@ -141,7 +141,11 @@ def main(argv=None):
                 batch_size = data["A"].size(0)
                 before = progress.total_iters
 
-                synchronize()
+                # Time the step only when its time will be printed: timing a GPU step needs a
+                # host sync before and after it, which would stall the queue on every step.
+                timed = crossed(opt.print_freq, before, before + batch_size)
+                if timed:
+                    synchronize()
                 t0 = time.time()
                 model.set_input(data)
                 try:
@@ -152,10 +156,10 @@ def main(argv=None):
                         f"(total_iters {before + batch_size}): {err}; the run stopped without "
                         f"saving, {last_good()}; --nan_guard skip would leave such updates out",
                         err.name, err.value) from None
-                synchronize()
                 progress.step(batch_size)
-                progress.optimize_time = (0.995 * progress.optimize_time
-                                          + 0.005 * (time.time() - t0) / batch_size)
+                if timed:
+                    synchronize()
+                    progress.optimize_time = (time.time() - t0) / batch_size
                 total_iters = progress.total_iters
                 visualizer.step = total_iters
                 bar.update()

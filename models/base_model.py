@@ -15,8 +15,10 @@ from util.checkpoint import atomic_torch_save, load_into, strip_module_prefix
 from util.errors import NonFiniteLossError, UserError, first_line
 from util.monitor import echo
 
+from . import networks
 from .schedulers import get_scheduler
 
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_SKIPS_IN_A_ROW = 100  # --nan_guard skip gives up after this many consecutive bad updates
 
 # Scheduler settings that come from options rather than from training progress: a resumed run
@@ -49,6 +51,11 @@ class BaseModel(ABC):
         self._skips_in_a_row = {}  # per guarded group of losses
         self._meta_nets = {}  # weightless copies of networks, for image-size checks
         self._sizes_ok = set()
+        # Opt-in speed options of training (options/train_options.py); tests build models without.
+        self.amp = getattr(opt, "amp", "off") if self.isTrain else "off"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.memory_format = (torch.channels_last if self.isTrain and getattr(opt, "channels_last", False)
+                              else torch.contiguous_format)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -78,8 +85,7 @@ class BaseModel(ABC):
     def networks(self):
         """(name, unwrapped network) for every name in model_names."""
         for name in self.model_names:
-            net = getattr(self, "net" + name)
-            yield name, net.module if isinstance(net, torch.nn.DataParallel) else net
+            yield name, unwrap(getattr(self, "net" + name))
 
     def setup(self, opt, training_state=None):
         """Create schedulers; load checkpoints when testing or continuing; print sizes.
@@ -105,6 +111,53 @@ class BaseModel(ABC):
             for name in self.model_names:
                 net = getattr(self, "net" + name)
                 setattr(self, "net" + name, torch.nn.DataParallel(net, self.gpu_ids))
+        if self.isTrain:
+            self.apply_speed_options(self.opt)
+
+    # ------------------------------------------------------------------ speed options
+    def apply_speed_options(self, opt):
+        """--fast_path False, --channels_last and --compile, on the built (and loaded) networks."""
+        if not getattr(opt, "fast_path", True):
+            for _, net in self.networks():
+                networks.set_fast_path(net, False)
+        if self.memory_format == torch.channels_last:
+            for _, net in self.networks():
+                net.to(memory_format=torch.channels_last)  # in place: optimizers keep their params
+            if networks.instance_norm_grad_is_wrong(self.device):
+                # PyTorch's instance_norm backward is wrong for a batch of one with a
+                # channels-last gradient (tests/test_norm_grad_guard.py), which this format
+                # makes the rule: hand every InstanceNorm a contiguous gradient instead.
+                for _, net in self.networks():
+                    networks.make_norm_gradients_contiguous(net)
+        if getattr(opt, "compile", False):
+            for name in self.model_names:
+                if name.startswith("F"):  # the MLP heads: small, and built lazily
+                    continue
+                net = getattr(self, "net" + name)
+                setattr(self, "net" + name, torch.compile(net, backend=opt.compile_backend))
+
+    def autocast(self):
+        """The --amp context for forward passes and losses (a no-op without --amp)."""
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES.get(self.amp, torch.float32),
+                              enabled=self.amp != "off")
+
+    def backward(self, loss):
+        """loss.backward(), scaled for --amp fp16."""
+        self.scaler.scale(loss).backward()
+
+    def step(self, *optimizers):
+        """optimizer.step() for each (skipped by the fp16 scaler after an overflow)."""
+        for optimizer in optimizers:
+            if optimizer is not None:
+                self.scaler.step(optimizer)
+                self._stepped = True
+
+    def end_of_step(self):
+        """After the last optimizer step of an iteration: the fp16 scaler adapts its scale
+        (unless the NaN guard skipped every step)."""
+        if getattr(self, "_stepped", False):
+            self.scaler.update()
+        self._stepped = False
 
     def eval(self):
         for _, net in self.networks():
@@ -182,6 +235,7 @@ class BaseModel(ABC):
                          for name, net in self.networks()},
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            "grad_scaler": self.scaler.state_dict(),  # empty unless --amp fp16
         }
 
     def load_training_state(self, state):
@@ -200,6 +254,8 @@ class BaseModel(ABC):
                 raise UserError(f"{where}: net{name} does not fit the network built from the options "
                                 f"({detail}); resume with the options of that run "
                                 "(--netG/--ngf/--normG/--no_antialias...)") from None
+        if state.get("grad_scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["grad_scaler"])
         for kind, objects in (("optimizers", self.optimizers), ("schedulers", self.schedulers)):
             if len(state[kind]) != len(objects):
                 raise UserError(f"{where} holds {len(state[kind])} {kind} but this model has "
@@ -217,14 +273,17 @@ class BaseModel(ABC):
         Returns the path of the first B image (None without B), for size-check messages.
         """
         if "B" not in data:
-            self.real_A, self.real_B = data["A"].to(self.device), None
+            self.real_A, self.real_B = self.to_device(data["A"]), None
             self.image_paths = data["A_paths"]
             return None
         a_to_b = self.opt.direction == "AtoB"
-        self.real_A = data["A" if a_to_b else "B"].to(self.device)
-        self.real_B = data["B" if a_to_b else "A"].to(self.device)
+        self.real_A = self.to_device(data["A" if a_to_b else "B"])
+        self.real_B = self.to_device(data["B" if a_to_b else "A"])
         self.image_paths = data["A_paths" if a_to_b else "B_paths"]
         return data["B_paths" if a_to_b else "A_paths"][0]
+
+    def to_device(self, images):
+        return images.to(self.device, non_blocking=True, memory_format=self.memory_format)
 
     def check_image_size(self, images, path, chain):
         """Raise a one-line UserError if `images` (B x C x H x W) cannot pass through the networks
@@ -308,3 +367,14 @@ class BaseModel(ABC):
             if net is not None:
                 for param in net.parameters():
                     param.requires_grad = requires_grad
+
+
+def unwrap(net):
+    """The network inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(net, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            net = net.module
+        elif hasattr(net, "_orig_mod"):  # torch.compile's OptimizedModule
+            net = net._orig_mod
+        else:
+            return net

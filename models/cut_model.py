@@ -142,6 +142,8 @@ class CUTModel(BaseModel):
             self.loss_names += ["NCE_Y"]
             self.visual_names += ["idt_B"]
         self.model_names = ["G", "F", "D"] if self.isTrain else ["G"]
+        self.flipped_for_equivariance = False
+        self.key_feats = None  # PatchNCE keys from the last forward pass (fast path)
 
         # StyleGAN2 networks size their channels by R = min(load_size, crop_size) as a power of 2
         resolution = networks.stylegan_resolution(opt.load_size, opt.crop_size)
@@ -214,10 +216,37 @@ class CUTModel(BaseModel):
             self.flipped_for_equivariance = self.isTrain and (np.random.random() < 0.5)
             if self.flipped_for_equivariance:
                 real = torch.flip(real, [3])
-        fake = self.netG(real)
+        # The fast path: the keys of PatchNCE are encoder features of real_A (and real_B), which
+        # G's own pass computes anyway; PatchNCELoss detaches them, so they need no graph.
+        self.key_feats = None
+        if self.keys_from_forward():
+            fake, feats = self.netG(real, self.nce_layers)
+            self.key_feats = [feat.detach() for feat in feats]
+        else:
+            fake = self.netG(real)
         self.fake_B = fake[:self.real_A.size(0)]
         if use_idt:
             self.idt_B = fake[self.real_A.size(0):]
+
+    def keys_from_forward(self):
+        """Whether this forward pass can also yield the PatchNCE keys, exactly.
+
+        Not when the input was flipped (the keys are features of the unflipped images), nor when
+        a pass over [real_A; real_B] differs from separate passes: batch norm (statistics over the
+        batch) and dropout (fresh masks per pass).
+        """
+        opt = self.opt
+        return (self.isTrain and opt.fast_path and opt.lambda_NCE > 0.0
+                and not self.flipped_for_equivariance
+                and opt.no_dropout and not (opt.normG == "batch" and opt.netG not in networks.RGB_ONLY))
+
+    def key_features(self, image):
+        """The PatchNCE keys of real_A or real_B taken from forward(), or None."""
+        if self.key_feats is None:
+            return None
+        n = self.real_A.size(0)
+        part = slice(0, n) if image is self.real_A else slice(n, None)
+        return [feat[part] for feat in self.key_feats]
 
     def optimize_parameters(self):
         """D step, then G+F step (fake_B is not recomputed in between, as the original).
@@ -225,25 +254,27 @@ class CUTModel(BaseModel):
         The NaN guard (--nan_guard) checks each loss before its own step: `stop` raises (the run
         then ends without saving), `skip` leaves that step out (D's, or G's and F's together).
         """
-        self.forward()
+        with self.autocast():
+            self.forward()
 
         self.set_requires_grad(self.netD, True)
         self.optimizer_D.zero_grad()
-        self.loss_D = self.compute_D_loss()
+        with self.autocast():
+            self.loss_D = self.compute_D_loss()
         if self.losses_are_finite(self.D_STEP_LOSSES):
-            self.loss_D.backward()
-            self.optimizer_D.step()
+            self.backward(self.loss_D)
+            self.step(self.optimizer_D)
 
         self.set_requires_grad(self.netD, False)
         self.optimizer_G.zero_grad()
         if self.optimizer_F is not None:
             self.optimizer_F.zero_grad()
-        self.loss_G = self.compute_G_loss()
+        with self.autocast():
+            self.loss_G = self.compute_G_loss()
         if self.losses_are_finite(self.G_STEP_LOSSES):
-            self.loss_G.backward()
-            self.optimizer_G.step()
-            if self.optimizer_F is not None:
-                self.optimizer_F.step()
+            self.backward(self.loss_G)
+            self.step(self.optimizer_G, self.optimizer_F)
+        self.end_of_step()
         return self.get_current_losses()
 
     # ------------------------------------------------------------------ losses
@@ -265,12 +296,14 @@ class CUTModel(BaseModel):
             self.loss_G_GAN = 0.0
 
         if self.opt.lambda_NCE > 0.0:
-            self.loss_NCE = self.calculate_NCE_loss(self.real_A, self.fake_B)
+            self.loss_NCE = self.calculate_NCE_loss(self.real_A, self.fake_B,
+                                                    feat_k=self.key_features(self.real_A))
         else:
             self.loss_NCE = 0.0
 
         if self.opt.nce_idt and self.opt.lambda_NCE > 0.0:
-            self.loss_NCE_Y = self.calculate_NCE_loss(self.real_B, self.idt_B)
+            self.loss_NCE_Y = self.calculate_NCE_loss(self.real_B, self.idt_B,
+                                                      feat_k=self.key_features(self.real_B))
             nce_term = (self.loss_NCE + self.loss_NCE_Y) * 0.5
         else:
             self.loss_NCE_Y = 0.0
@@ -279,20 +312,24 @@ class CUTModel(BaseModel):
         self.loss_G = self.loss_G_GAN + nce_term
         return self.loss_G
 
-    def calculate_NCE_loss(self, src, tgt, patch_ids=None):
+    def calculate_NCE_loss(self, src, tgt, patch_ids=None, feat_k=None):
         """L_PatchNCE(G, H, X) (Eq. 3): lambda_NCE * mean over layers of the mean patch loss.
 
         Queries are features of the translated image `tgt`, keys those of the source `src`,
         both from the generator's encoder, projected by the same MLP head at the same patch
         locations.  `patch_ids` (one index tensor per layer) fixes the locations, for tests;
-        by default they are drawn afresh from numpy's RNG.
+        by default they are drawn afresh from numpy's RNG.  `feat_k`: the keys' encoder features
+        when the caller has them (the fast path); otherwise they are computed here.
         """
         feat_q = self.netG(tgt, self.nce_layers, encode_only=True)
         if self.opt.flip_equivariance and self.flipped_for_equivariance:
             feat_q = [torch.flip(fq, [3]) for fq in feat_q]
-        feat_k = self.netG(src, self.nce_layers, encode_only=True)
-
-        feat_k_pool, sample_ids = self.netF(feat_k, self.opt.num_patches, patch_ids)
+        # PatchNCELoss detaches the keys: on the fast path they are computed without a graph.
+        no_graph = getattr(self.opt, "fast_path", False)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not no_graph):
+            if feat_k is None:
+                feat_k = self.netG(src, self.nce_layers, encode_only=True)
+            feat_k_pool, sample_ids = self.netF(feat_k, self.opt.num_patches, patch_ids)
         feat_q_pool, _ = self.netF(feat_q, self.opt.num_patches, sample_ids)
 
         batch_size = src.size(0)

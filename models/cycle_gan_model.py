@@ -156,21 +156,25 @@ class CycleGANModel(BaseModel):
         fake_B are not recomputed for the D step.  The NaN guard (--nan_guard) checks each
         player's losses before its own update.
         """
-        self.forward()
+        with self.autocast():
+            self.forward()
 
         self.set_requires_grad([self.netD_A, self.netD_B], False)
         self.optimizer_G.zero_grad()
-        self.loss_G = self.compute_G_loss()
+        with self.autocast():
+            self.loss_G = self.compute_G_loss()
         if self.losses_are_finite(("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "G")):
-            self.loss_G.backward()
-            self.optimizer_G.step()
+            self.backward(self.loss_G)
+            self.step(self.optimizer_G)
 
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.optimizer_D.zero_grad()
-        self.loss_D = self.compute_D_loss()
+        with self.autocast():
+            self.loss_D = self.compute_D_loss()
         if self.losses_are_finite(("D_A", "D_B", "D")):
-            self.loss_D.backward()  # D_A and D_B share no parameter: one backward serves both
-            self.optimizer_D.step()
+            self.backward(self.loss_D)  # D_A and D_B share no parameter: one backward serves both
+            self.step(self.optimizer_D)
+        self.end_of_step()
         return self.get_current_losses()
 
     # ------------------------------------------------------------------ losses

@@ -1,11 +1,14 @@
 """Training options (spec 2.3)."""
 import os
 
+import torch
+
 from models.losses import GAN_MODES
 from models.schedulers import LR_POLICIES
 
 from util.checkpoint import existing_checkpoints
 from util.errors import UserError
+from util.util import str2bool
 
 from .base_options import BaseOptions
 
@@ -89,6 +92,24 @@ class TrainOptions(BaseOptions):
         p.add_argument("--nan_guard", type=str, default="stop", choices=("stop", "skip", "off"),
                        help="on a NaN/Inf loss: stop the run without saving (stop), leave that "
                             "update out and go on (skip), or do not check (off; no host sync)")
+        # speed (README "Speed and memory"); every option here keeps fp32 results unless noted
+        p.add_argument("--fast_path", type=str2bool, nargs="?", const=True, default=True,
+                       help="exact savings: PatchNCE keys without autograd, taken from G's own "
+                            "forward pass when the input was not flipped; crops folded into the "
+                            "upsampling convs (same results to float rounding). False: compute as "
+                            "the original does")
+        p.add_argument("--amp", type=str, default="off", choices=("off", "bf16", "fp16"),
+                       help="mixed precision (autocast; fp16 adds a gradient scaler). Changes the "
+                            "numbers: see the README")
+        p.add_argument("--channels_last", action="store_true",
+                       help="keep images, activations and weights in channels-last memory format")
+        p.add_argument("--compile", action="store_true",
+                       help="torch.compile the generator(s) and discriminator(s)")
+        p.add_argument("--compile_backend", type=str, default="inductor",
+                       help="torch.compile backend for --compile (inductor, aot_eager, eager...)")
+        p.add_argument("--tf32", action="store_true",
+                       help="allow TF32 matrix multiplies and convolutions on Ampere and newer GPUs "
+                            "(changes the numbers slightly; no effect on the CPU)")
         return p
 
     def validate(self, opt):
@@ -111,6 +132,12 @@ class TrainOptions(BaseOptions):
             from metrics import fid, training_eval
             training_eval.test_split(opt)
             fid.resolve_weights(opt.inception_weights)
+        if opt.amp == "fp16" and opt.model == "sincut":
+            raise UserError("--amp fp16 is not supported with --model sincut (its R1 penalty "
+                            "differentiates D's unscaled output); use --amp bf16")
+        if opt.compile and not hasattr(torch, "compile"):
+            raise UserError(f"--compile needs torch.compile (torch 2.0 or newer; this is "
+                            f"{torch.__version__}); drop --compile")
         if opt.keep_last < 0:
             raise UserError(f"--keep_last must be 0 (keep all) or more (got {opt.keep_last})")
         if not opt.continue_train:

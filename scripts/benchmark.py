@@ -54,6 +54,17 @@ MODEL_FLAGS = {
 }
 REFERENCE = "cycle_gan"  # ratios are relative to this model when it is measured
 
+# --compare: training variants measured against the original's computation (--fast_path False).
+VARIANTS = {
+    "straightforward": ["--fast_path", "False"],
+    "fast": [],
+    "bf16": ["--amp", "bf16"],
+    "fp16": ["--amp", "fp16"],
+    "channels_last": ["--channels_last"],
+    "compile": ["--compile"],
+}
+BASELINE_VARIANT = "straightforward"
+
 PAPER = {  # Park et al. 2020, Table 1: horse2zebra, 256x256, batch 1, one GPU
     "source": "Park et al. 2020 (CUT), Table 1: horse2zebra, 256x256, batch size 1, one GPU",
     "sec_per_iter": {"cycle_gan": 0.40, "CUT": 0.24, "FastCUT": 0.15},
@@ -121,7 +132,7 @@ def measure(config):
                    "--gpu_ids", "0" if cuda else "-1", "--batch_size", str(batch),
                    "--load_size", size, "--crop_size", size, "--num_threads", "0",
                    "--max_dataset_size", str(2 * batch), "--display_id", "0", "--seed", "0"]
-                + config["model_options"])
+                + config["model_options"] + config.get("variant_flags", []))
         log = io.StringIO()  # the option dump and network summary: train.py's start-up chatter
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
@@ -156,9 +167,11 @@ def measure(config):
                 if done % report_every == 0 or done == config["iters"]:
                     say(f"iteration {done}/{config['iters']}: {elapsed:.3f} s")
 
+        flops = count_training_flops(model, batches[0]) if config.get("count_flops") else None
+
     median = statistics.median(times)
     record = {
-        "label": label, "argv": argv, "pid": os.getpid(),
+        "label": label, "argv": argv, "pid": os.getpid(), "gflop_per_iter": flops,
         "sec_per_iter": median, "sec_per_iter_all": times,
         "images_per_sec": config["batch_size"] / median,
         "parameters": params, "torch_threads": torch.get_num_threads(),
@@ -174,6 +187,17 @@ def measure(config):
         record["process_peak_rss_bytes"] = peak
         record["baseline_rss_bytes"] = baseline_rss
     return record
+
+
+def count_training_flops(model, data):
+    """GFLOP of one training iteration (forward and backward, every network), counted by
+    torch.utils.flop_counter (convolutions and matrix multiplies; elementwise work is not
+    counted).  Runs one extra iteration, after the timed ones."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        model.set_input(data)
+        model.optimize_parameters()
+    return counter.get_total_flops() / 1e9
 
 
 def worker_main(config_json):
@@ -316,6 +340,73 @@ def plot(results, ref, settings, path):
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------------- --compare
+
+def compare(opt, settings, machine, work):
+    """Each (model, variant) in a fresh process, interleaved over --repeats rounds; per pair the
+    median of the rounds' medians, the speed-up over the straightforward path and GFLOP/s."""
+    runs = {(label, variant): [] for label in opt.models for variant in opt.variants}
+    total, done = len(runs) * opt.repeats, 0
+    for round_ in range(opt.repeats):
+        for label in opt.models:
+            for variant in opt.variants:
+                done += 1
+                config = dict(settings, variant_flags=VARIANTS[variant], count_flops=round_ == 0)
+                record = run_one(label, config, work)
+                tag = f"[{done}/{total}] round {round_ + 1}, {label} {variant}"
+                if "error" in record:
+                    print(f"{tag}: failed: {record['error']}", flush=True)
+                else:
+                    print(f"{tag}: {record['sec_per_iter']:.4f} s/iter, "
+                          f"{record['memory_bytes'] / GB:.3f} GB", flush=True)
+                runs[(label, variant)].append(record)
+    rows = []
+    for (label, variant), records in runs.items():
+        good = [r for r in records if "error" not in r]
+        row = {"model": label, "variant": variant, "rounds": records}
+        if not good:
+            row["error"] = records[0]["error"]
+        else:
+            row["sec_per_iter"] = statistics.median(r["sec_per_iter"] for r in good)
+            row["memory_bytes"] = statistics.median(r["memory_bytes"] for r in good)
+            row["gflop_per_iter"] = next((r["gflop_per_iter"] for r in good if r["gflop_per_iter"]), None)
+            if row["gflop_per_iter"]:
+                row["gflop_per_sec"] = row["gflop_per_iter"] / row["sec_per_iter"]
+        rows.append(row)
+    for row in rows:
+        base = next((r for r in rows if r["model"] == row["model"]
+                     and r["variant"] == BASELINE_VARIANT and "error" not in r), None)
+        if base is not None and "error" not in row:
+            row["speedup"] = base["sec_per_iter"] / row["sec_per_iter"]
+            row["memory_ratio"] = row["memory_bytes"] / base["memory_bytes"]
+    return rows
+
+
+def format_compare(rows, settings, machine, repeats):
+    where = machine["gpu"] if settings["device"] == "cuda" else \
+        f"{machine['cpu']} ({machine['usable_cpus']} usable cores)"
+    memory = "peak allocated (GB)" if settings["device"] == "cuda" else "peak RSS above start-up (GB)"
+    lines = [f"Training variants at {settings['size']}x{settings['size']}, batch {settings['batch_size']}, "
+             f"{settings['device']}: {where}; torch {machine['torch']}; each a fresh process, "
+             f"interleaved over {repeats} rounds of {settings['iters']} timed iterations after "
+             f"{settings['warmup']} warm-up; median of the rounds' medians",
+             "",
+             f"| model | variant | sec/iter | speed-up vs {BASELINE_VARIANT} | {memory} | memory vs "
+             f"{BASELINE_VARIANT} | GFLOP/iter | GFLOP/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['variant']} | failed: {r['error']} | | | | | |")
+            continue
+        fmt = lambda key, spec: format(r[key], spec) if r.get(key) is not None else "-"
+        lines.append(f"| {r['model']} | {r['variant']} | {r['sec_per_iter']:.4f} | {fmt('speedup', '.3f')}x | "
+                     f"{r['memory_bytes'] / GB:.3f} | {fmt('memory_ratio', '.3f')} | "
+                     f"{fmt('gflop_per_iter', '.1f')} | {fmt('gflop_per_sec', '.1f')} |")
+    lines += ["", "GFLOP: convolutions and matrix multiplies of one training iteration, counted by "
+              "torch.utils.flop_counter (forward and backward)."]
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Time and memory of one training iteration per model "
                                 "(the CUT paper's Table 1 comparison); each model in a fresh process.")
@@ -330,7 +421,23 @@ def parse_args(argv):
     p.add_argument("--model_options", type=str, default="",
                    help="extra train.py options for every model, e.g. \"--ngf 16 --ndf 16\"")
     p.add_argument("--out", default=os.path.join("results", "benchmark"), help="output folder")
+    p.add_argument("--compare", action="store_true",
+                   help="compare training variants (--variants) per model instead of models; "
+                        "default models CUT and FastCUT; writes compare.md and compare.json")
+    p.add_argument("--variants", type=str, default="straightforward,fast",
+                   help=f"with --compare, comma-separated, from: {', '.join(VARIANTS)}")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="with --compare, rounds of fresh processes, interleaved")
     opt = p.parse_args(argv)
+    opt.variants = [v.strip() for v in opt.variants.split(",") if v.strip()]
+    bad = [v for v in opt.variants if v not in VARIANTS]
+    if bad or not opt.variants:
+        raise UserError(f"unknown --variants entry '{bad[0] if bad else ''}'; choose from: "
+                        f"{', '.join(VARIANTS)}")
+    if opt.repeats < 1:
+        raise UserError(f"--repeats must be a positive integer (got {opt.repeats})")
+    if opt.compare and opt.models is None:
+        opt.models = ["CUT", "FastCUT"]
 
     known = available_models()
     by_lower = {label.lower(): label for label in MODEL_FLAGS}
@@ -378,6 +485,24 @@ def main(argv=None):
     machine = machine_facts(opt.device)
     print(f"benchmark: {', '.join(opt.models)} at {opt.size} px, batch {opt.batch_size}, "
           f"{opt.device}; {opt.warmup} warm-up + {opt.iters} timed iterations each", flush=True)
+
+    if opt.compare:
+        print(f"comparing {', '.join(opt.variants)} for {', '.join(opt.models)} at {opt.size} px, "
+              f"{opt.device}; {opt.repeats} interleaved rounds", flush=True)
+        with tempfile.TemporaryDirectory(prefix="cut_benchmark_results_") as work:
+            rows = compare(opt, settings, machine, work)
+        table = format_compare(rows, settings, machine, opt.repeats)
+        paths = {name: os.path.join(opt.out, f"compare.{name}") for name in ("md", "json")}
+        with open(paths["md"], "w") as f:
+            f.write(table)
+        with open(paths["json"], "w") as f:
+            json.dump({"settings": settings, "machine": machine, "repeats": opt.repeats, "rows": rows,
+                       "written": time.strftime("%Y-%m-%d %H:%M:%S")}, f, indent=2)
+            f.write("\n")
+        print()
+        print(table, end="")
+        print(f"\nwrote {paths['md']}, {paths['json']}")
+        return 1 if any("error" in r for r in rows) else 0
 
     results = []
     with tempfile.TemporaryDirectory(prefix="cut_benchmark_results_") as work:

@@ -79,7 +79,39 @@ def test_a_failing_model_is_reported_and_the_others_still_run(tmp_path):
     assert [r["label"] for r in measured] == ["cycle_gan"] and report["reference"] == "cycle_gan"
 
 
+def test_compare_mode_interleaves_fresh_processes_and_counts_the_saved_work(tmp_path):
+    out = tmp_path / "cmp"
+    proc = run(["--compare", "--repeats", "2", "--size", "32", "--iters", "1", "--warmup", "0",
+                "--device", "cpu", "--threads", "1", "--out", str(out),
+                "--model_options", "--ngf 4 --ndf 4"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # interleaved: round 1 measures every (model, variant) before round 2 starts
+    order = [line.split(": ")[0] for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert order == [f"[{i + 1}/8] round {r}, {m} {v}" for i, (r, m, v) in enumerate(
+        (r, m, v) for r in (1, 2) for m in ("CUT", "FastCUT") for v in ("straightforward", "fast"))]
+    report = json.loads((out / "compare.json").read_text())
+    rows = {(r["model"], r["variant"]): r for r in report["rows"]}
+    assert set(rows) == {(m, v) for m in ("CUT", "FastCUT") for v in ("straightforward", "fast")}
+    pids = {run_["pid"] for r in rows.values() for run_ in r["rounds"]}
+    assert len(pids) == 8 and os.getpid() not in pids
+    for model in ("CUT", "FastCUT"):
+        slow, fast = rows[(model, "straightforward")], rows[(model, "fast")]
+        assert slow["speedup"] == 1.0 and fast["speedup"] == pytest.approx(
+            slow["sec_per_iter"] / fast["sec_per_iter"])
+        assert "--fast_path" in slow["rounds"][0]["argv"] and "--fast_path" not in fast["rounds"][0]["argv"]
+        assert 0 < fast["gflop_per_iter"] <= slow["gflop_per_iter"]
+        assert fast["gflop_per_sec"] == pytest.approx(fast["gflop_per_iter"] / fast["sec_per_iter"])
+    # CUT never flips: the fast path skips both key-side encoder passes, and the FLOPs say so
+    # (FastCUT skips its one pass only when the counted iteration was not flipped)
+    assert rows[("CUT", "fast")]["gflop_per_iter"] < rows[("CUT", "straightforward")]["gflop_per_iter"]
+    table = (out / "compare.md").read_text()
+    assert table in proc.stdout and "| CUT | fast |" in table and "GFLOP/s" in table
+
+
 @pytest.mark.parametrize("args,needle", [
+    (["--compare", "--variants", "fast,turbo"], "unknown --variants entry 'turbo'; choose from: "
+                                                "straightforward, fast, bf16"),
+    (["--compare", "--repeats", "0"], "--repeats must be a positive integer"),
     (["--models", "pix2pix"], "unknown model 'pix2pix'; choose from: cycle_gan, CUT, FastCUT"),
     (["--size", "30"], "--size 30 is not a multiple of 4"),
     (["--iters", "0"], "--iters must be a positive integer"),

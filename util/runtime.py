@@ -43,17 +43,22 @@ def seed_everything(seed):
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
-def configure_backends(gpu_ids, preprocess):
-    """cudnn.benchmark as the original (off for scale_width, whose sizes vary)."""
+def configure_backends(gpu_ids, preprocess, tf32=False):
+    """cudnn.benchmark as the original (off for scale_width, whose sizes vary).  --tf32 allows
+    TF32 for matrix multiplies too (the MLP heads, PatchNCE); PyTorch's default, which the
+    original ran with, already allows it for cuDNN convolutions on Ampere and newer GPUs."""
     if gpu_ids:
         torch.backends.cudnn.benchmark = preprocess != "scale_width"
+        if tf32:
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cuda.matmul.allow_tf32 = True
 
 
 def prepare_runtime(opt):
     """What every entry script does before building data and models: seed, then backends."""
     if opt.seed is not None:
         seed_everything(opt.seed)
-    configure_backends(opt.gpu_ids, opt.preprocess)
+    configure_backends(opt.gpu_ids, opt.preprocess, getattr(opt, "tf32", False))
 
 
 # ---------------------------------------------------------------------------- RNG state

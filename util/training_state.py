@@ -52,7 +52,7 @@ class Progress:
     batches: int = 0
     epoch_iter: int = 0  # samples trained in this epoch
     total_iters: int = 0  # samples trained since the run began
-    optimize_time: float = 0.1  # per-sample compute time, exponential moving average (logs)
+    optimize_time: float = 0.1  # per-sample compute time of the last printed step (logs)
 
     def step(self, batch_size):
         self.batches += 1

@@ -10,7 +10,8 @@ from util.errors import UserError
 from .discriminators import NLayerDiscriminator, PixelDiscriminator
 from .generators import ResnetBlock, ResnetGenerator, resnet_generator
 from .init import INIT_TYPES, init_net, init_weights
-from .layers import NORMS, Downsample, Upsample, conv_bias_for, get_norm_layer, get_pad_layer
+from .layers import (NORMS, Downsample, Upsample, conv_bias_for, get_norm_layer, get_pad_layer,
+                     instance_norm_grad_is_wrong, make_norm_gradients_contiguous, set_fast_path)
 from .patch_sampler import PatchSampleF
 from .stylegan import StyleGAN2Discriminator, StyleGAN2Generator, stylegan_resolution
 
@@ -100,7 +101,8 @@ def define_F(netF, init_type='xavier', init_gain=0.02, netF_nc=256, gpu_ids=(), 
 __all__ = [
     'GENERATORS', 'DISCRIMINATORS', 'PATCH_SAMPLERS', 'NORMS', 'INIT_TYPES',
     'define_G', 'define_D', 'define_F', 'init_net', 'init_weights',
-    'get_norm_layer', 'get_pad_layer', 'conv_bias_for', 'Downsample', 'Upsample',
+    'get_norm_layer', 'get_pad_layer', 'conv_bias_for', 'Downsample', 'Upsample', 'set_fast_path',
+    'instance_norm_grad_is_wrong', 'make_norm_gradients_contiguous',
     'ResnetGenerator', 'ResnetBlock', 'NLayerDiscriminator', 'PixelDiscriminator', 'PatchSampleF',
     'StyleGAN2Generator', 'StyleGAN2Discriminator', 'stylegan_resolution', 'RGB_ONLY',
 ]

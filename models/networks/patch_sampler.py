@@ -56,6 +56,11 @@ class PatchSampleF(nn.Module):
         """
         if self.use_mlp and not self.mlp_init:
             self.create_mlp(feats)
+        if torch.is_autocast_enabled(feats[0].device.type):
+            # Under --amp the heads and the normalisation run in float32: an untrained head's
+            # rows are ~1e-6 long, and 1/norm in their backward overflows fp16 (NaN gradients).
+            with torch.autocast(feats[0].device.type, enabled=False):
+                return self.forward([f.float() for f in feats], num_patches, patch_ids)
         if self.use_mlp and len(feats) > self.num_heads:
             raise ValueError(f"PatchSampleF has {self.num_heads} MLP heads but got {len(feats)} feature maps")
         out_feats, out_ids = [], []
