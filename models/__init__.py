@@ -8,12 +8,16 @@ from util.errors import UserError
 from .base_model import BaseModel
 from .cut_model import CUTModel
 from .cycle_gan_model import CycleGANModel
+from .distance_gan_model import DistanceGANModel
+from .gcgan_model import GcGANModel
 from .sincut_model import SinCUTModel
 from .translator import Translator, load_translator
 
 MODELS = {
     "cut": CUTModel,
     "cycle_gan": CycleGANModel,
+    "distance_gan": DistanceGANModel,  # --self_distance: SelfDistance
+    "gcgan": GcGANModel,
     "sincut": SinCUTModel,
 }
 

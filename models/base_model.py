@@ -26,6 +26,31 @@ MAX_SKIPS_IN_A_ROW = 100  # --nan_guard skip gives up after this many consecutiv
 _SCHEDULER_SETTINGS = ("step_size", "T_max")
 
 
+def check_single_folder(opt, generator):
+    """--dataset_mode single is for test.py, and its images feed `generator`'s input."""
+    if opt.dataset_mode == "single" and opt.direction == "BtoA" and opt.input_nc != opt.output_nc:
+        raise UserError(f"--dataset_mode single feeds its images to {generator}'s input: use "
+                        "--direction AtoB (or equal --input_nc and --output_nc)")
+    if opt.isTrain and opt.dataset_mode == "single":
+        raise UserError("--dataset_mode single has no B images to train against; use it with "
+                        "test.py, or --dataset_mode unaligned for training")
+
+
+def check_non_negative(opt, names):
+    """Loss weights (and the like): each option in `names` must be 0 or more."""
+    for name in names:
+        if getattr(opt, name) < 0:
+            raise UserError(f"--{name} must be 0 or more (got {getattr(opt, name)})")
+
+
+def check_identity_channels(opt, generator):
+    """An identity loss feeds B images to the A -> B generator: equal channel counts needed."""
+    if opt.lambda_identity > 0 and opt.input_nc != opt.output_nc:
+        raise UserError(f"the identity loss feeds B images to {generator} (built for A images), so "
+                        f"it needs --input_nc == --output_nc (got {opt.input_nc} and "
+                        f"{opt.output_nc}); make them equal or pass --lambda_identity 0")
+
+
 class BaseModel(ABC):
     """Checkpointing, schedulers, device handling and visual/loss bookkeeping."""
 
@@ -56,6 +81,9 @@ class BaseModel(ABC):
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.memory_format = (torch.channels_last if self.isTrain and getattr(opt, "channels_last", False)
                               else torch.contiguous_format)
+        # name -> ImagePool of generated images fed to a discriminator; saved in the resumable
+        # checkpoint, so that a resumed run sees the same history (CycleGAN, the one-sided models)
+        self.image_pools = {}
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -229,14 +257,20 @@ class BaseModel(ABC):
         """Networks, optimizers and schedulers, everything a step depends on besides the RNGs.
 
         Network tensors are CPU copies without `module.` prefixes, as in the `*_net_*.pth` files.
+        Image pools, when the model has any, are saved too (the original saves none: its resumed
+        runs start with empty pools); they add at most `pool_size` images each, about 39 MB per
+        pool of 50 at 256 px.
         """
-        return {
+        state = {
             "networks": {name: {key: value.detach().cpu() for key, value in net.state_dict().items()}
                          for name, net in self.networks()},
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             "grad_scaler": self.scaler.state_dict(),  # empty unless --amp fp16
         }
+        if self.image_pools:
+            state["image_pools"] = {name: pool.state_dict() for name, pool in self.image_pools.items()}
+        return state
 
     def load_training_state(self, state):
         """Restore what `training_state` returned; a mismatch becomes a one-line UserError."""
@@ -264,6 +298,13 @@ class BaseModel(ABC):
                 if kind == "schedulers":
                     obj_state = {k: v for k, v in obj_state.items() if k not in _SCHEDULER_SETTINGS}
                 obj.load_state_dict(obj_state)
+        if self.image_pools:
+            pools = state.get("image_pools")
+            if pools is None or any(name not in pools for name in self.image_pools):
+                print("notice: the resumable checkpoint holds no image pools: they start empty")
+                return
+            for name, pool in self.image_pools.items():
+                pool.load_state_dict(pools[name], self.device)
 
     # ------------------------------------------------------------------ input sizes
     def read_batch(self, data):

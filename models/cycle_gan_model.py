@@ -22,9 +22,9 @@ import torch
 from util.errors import UserError
 
 from . import networks
-from .base_model import BaseModel
+from .base_model import BaseModel, check_identity_channels, check_non_negative, check_single_folder
 from .image_pool import ImagePool
-from .losses import GANLoss, cycle_consistency_loss, identity_loss
+from .losses import GANLoss, cycle_consistency_loss, discriminator_loss, identity_loss
 
 # The original hard-codes Adam's second moment for CycleGAN (CUT reads --beta2); so do we, and
 # refuse another --beta2 rather than silently ignore it.
@@ -53,23 +53,13 @@ class CycleGANModel(BaseModel):
 
     @classmethod
     def validate_options(cls, opt):
-        if opt.dataset_mode == "single" and opt.direction == "BtoA" and opt.input_nc != opt.output_nc:
-            raise UserError("--dataset_mode single feeds its images to G_A's input: use "
-                            "--direction AtoB (or equal --input_nc and --output_nc)")
+        check_single_folder(opt, "G_A")
         if not opt.isTrain:
             return
-        if opt.dataset_mode == "single":
-            raise UserError("--dataset_mode single has no B images to train against; use it with "
-                            "test.py, or --dataset_mode unaligned for training")
-        for name in ("lambda_A", "lambda_B", "lambda_identity"):
-            if getattr(opt, name) < 0:
-                raise UserError(f"--{name} must be 0 or more (got {getattr(opt, name)})")
+        check_non_negative(opt, ("lambda_A", "lambda_B", "lambda_identity"))
         if opt.pool_size < 0:
             raise UserError(f"--pool_size must be 0 (no pool) or more (got {opt.pool_size})")
-        if opt.lambda_identity > 0 and opt.input_nc != opt.output_nc:
-            raise UserError(f"the identity loss feeds B images to G_A (built for A images), so it "
-                            f"needs --input_nc == --output_nc (got {opt.input_nc} and "
-                            f"{opt.output_nc}); make them equal or pass --lambda_identity 0")
+        check_identity_channels(opt, "G_A")
         if opt.beta2 != ADAM_BETA2:
             raise UserError(f"--model cycle_gan uses Adam betas (--beta1, {ADAM_BETA2}) as the "
                             f"original; --beta2 {opt.beta2} is not supported, leave it out")
@@ -102,6 +92,9 @@ class CycleGANModel(BaseModel):
         self.netD_B = discriminator(opt.input_nc)  # D_X: is this A image real?
         self.fake_A_pool = ImagePool(opt.pool_size)  # feeds D_B
         self.fake_B_pool = ImagePool(opt.pool_size)  # feeds D_A
+        # saved in latest_state.pth by BaseModel.training_state, so a resumed run sees the same
+        # history (the original saves neither pool nor optimizer)
+        self.image_pools = {"fake_A": self.fake_A_pool, "fake_B": self.fake_B_pool}
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         # One optimizer per player, as the original: G_A and G_B share one Adam, D_A and D_B another.
         betas = (opt.beta1, ADAM_BETA2)
@@ -201,15 +194,6 @@ class CycleGANModel(BaseModel):
                        + self.loss_idt_A + self.loss_idt_B)
         return self.loss_G
 
-    def discriminator_loss(self, netD, real, fake):
-        """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)), Eq. 1, discriminator side.
-
-        Halved, as the original, to slow D down relative to G (CycleGAN paper, section 4).
-        """
-        loss_real = self.criterionGAN(netD(real), True).mean()
-        loss_fake = self.criterionGAN(netD(fake.detach()), False).mean()
-        return (loss_real + loss_fake) * 0.5
-
     def compute_D_loss(self):
         """D_A on real B against pooled fake B, D_B on real A against pooled fake A.
 
@@ -217,29 +201,8 @@ class CycleGANModel(BaseModel):
         random numbers.
         """
         fake_B = self.fake_B_pool.query(self.fake_B)
-        self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B, fake_B)
+        self.loss_D_A = discriminator_loss(self.criterionGAN, self.netD_A, self.real_B, fake_B)
         fake_A = self.fake_A_pool.query(self.fake_A)
-        self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A, fake_A)
+        self.loss_D_B = discriminator_loss(self.criterionGAN, self.netD_B, self.real_A, fake_A)
         self.loss_D = self.loss_D_A + self.loss_D_B
         return self.loss_D
-
-    # ------------------------------------------------------------------ resumable state
-    def training_state(self):
-        """BaseModel's state plus both image pools, so a resumed run sees the same history.
-
-        (The original saves neither pool nor optimizer; the pools add at most
-        2 * pool_size images to latest_state.pth, about 39 MB per pool at 256 px.)
-        """
-        state = super().training_state()
-        state["image_pools"] = {"fake_A": self.fake_A_pool.state_dict(),
-                                "fake_B": self.fake_B_pool.state_dict()}
-        return state
-
-    def load_training_state(self, state):
-        super().load_training_state(state)
-        pools = state.get("image_pools")
-        if pools is None:
-            print("notice: the resumable checkpoint holds no image pools: they start empty")
-            return
-        self.fake_A_pool.load_state_dict(pools["fake_A"], self.device)
-        self.fake_B_pool.load_state_dict(pools["fake_B"], self.device)

@@ -42,7 +42,7 @@ ARCH_DEFAULTS = dict(model="cut", netG="resnet_9blocks", ngf=64, normG="instance
 OPTION_FILES = ("train_opt.json", "test_opt.json")  # written by options.save_options
 MIN_SIDE = 16  # a resnet G needs >= 2 pixels at its 1/4-size bottleneck; pad tiny images up
 _CYCLE_GAN_FILE = re.compile(r"_net_G_([AB])\.pth$")
-_NOT_A_GENERATOR = re.compile(r"_net_(D|F|D_A|D_B)\.pth$")
+_NOT_A_GENERATOR = re.compile(r"_net_(D|F|D_A|D_B|D_gc)\.pth$")
 
 
 def find_generator_file(path):

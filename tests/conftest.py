@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,3 +45,13 @@ def data_opt(root, **overrides):
                isTrain=True, n_epochs=2, seed=None, dataset_mode='unaligned')
     opt.update(overrides)
     return SimpleNamespace(**opt)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny tensors: extra OpenMP threads only spin-wait on
+    the shared 2-core machine.  Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

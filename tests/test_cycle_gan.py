@@ -26,13 +26,7 @@ FD_STEP = 1e-6
 FD_TOL = 1e-6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra OpenMP threads only spin-wait on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(tmp_path, extra="", train=True, seed=0):
@@ -309,12 +303,9 @@ def test_discriminator_objective_gradient_matches_finite_differences(tmp_path):
     assert_gradient_matches(model.compute_D_loss, [*model.netD_A.parameters(), *model.netD_B.parameters()])
 
 
-def test_generator_gradient_of_one_image_equals_that_of_two_copies(tmp_path):
-    """Style guide 14: catches a wrong batch-of-one backward (PyTorch's instance_norm bug)."""
-    model = double_model(tmp_path)
-    model.set_requires_grad([model.netD_A, model.netD_B], False)
-    params = [*model.netG_A.parameters(), *model.netG_B.parameters()]
-
+def assert_one_image_gradient_equals_two_copies(model, params):
+    """Style guide 14: the G objective's gradient for a batch of one equals that for two copies
+    of it; catches a wrong batch-of-one backward (PyTorch's instance_norm bug)."""
     def gradient():
         model.forward()
         return torch.autograd.grad(model.compute_G_loss(), params)
@@ -323,6 +314,13 @@ def test_generator_gradient_of_one_image_equals_that_of_two_copies(tmp_path):
     two = gradient()
     worst = max(float((a - b).norm() / b.norm()) for a, b in zip(one, two) if b.norm() > 0)
     assert worst < 1e-10
+
+
+def test_generator_gradient_of_one_image_equals_that_of_two_copies(tmp_path):
+    model = double_model(tmp_path)
+    model.set_requires_grad([model.netD_A, model.netD_B], False)
+    assert_one_image_gradient_equals_two_copies(
+        model, [*model.netG_A.parameters(), *model.netG_B.parameters()])
 
 
 # ---------------------------------------------------------------- training steps

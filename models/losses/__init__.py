@@ -1,9 +1,12 @@
-"""Loss functions: the adversarial loss, PatchNCE, the R1 penalty (SinCUT) and CycleGAN's L1
-reconstruction losses."""
+"""Loss functions: the adversarial loss, PatchNCE, the R1 penalty (SinCUT), CycleGAN's L1
+reconstruction losses, DistanceGAN's distance losses and GcGAN's geometry consistency."""
 from .cycle import cycle_consistency_loss, identity_loss
-from .gan import GANLoss, GAN_MODES
+from .distance import distance_loss, distance_statistics, self_distance_loss
+from .gan import GANLoss, GAN_MODES, discriminator_loss
+from .geometry import GEOMETRIES, geometry_consistency_loss, geometry_transform
 from .patchnce import PatchNCELoss
 from .r1 import r1_penalty
 
-__all__ = ["GANLoss", "GAN_MODES", "PatchNCELoss", "r1_penalty", "cycle_consistency_loss",
-           "identity_loss"]
+__all__ = ["GANLoss", "GAN_MODES", "discriminator_loss", "PatchNCELoss", "r1_penalty",
+           "cycle_consistency_loss", "identity_loss", "distance_loss", "self_distance_loss",
+           "distance_statistics", "GEOMETRIES", "geometry_transform", "geometry_consistency_loss"]

@@ -36,3 +36,14 @@ class GANLoss(nn.Module):
         # nonsaturating: per-sample mean over all remaining dimensions
         per_element = F.softplus(-prediction) if target_is_real else F.softplus(prediction)
         return per_element.view(prediction.size(0), -1).mean(dim=1)
+
+
+def discriminator_loss(criterion, netD, real, fake):
+    """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)), the discriminator side of Eq. 1.
+
+    Halved, as the original CycleGAN, to slow D down relative to G (CycleGAN paper, section 4);
+    `fake` is detached, so only D receives gradients.  Used by CycleGAN, DistanceGAN and GcGAN.
+    """
+    loss_real = criterion(netD(real), True).mean()
+    loss_fake = criterion(netD(fake.detach()), False).mean()
+    return (loss_real + loss_fake) * 0.5
