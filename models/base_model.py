@@ -12,11 +12,13 @@ from collections import OrderedDict
 import torch
 
 from util.checkpoint import atomic_torch_save, load_into, strip_module_prefix
+from util.distributed import ranks_where
 from util.errors import NonFiniteLossError, UserError, first_line
 from util.monitor import echo
 
 from .schedulers import get_scheduler
 
+_WRAPPERS = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
 MAX_SKIPS_IN_A_ROW = 100  # --nan_guard skip gives up after this many consecutive bad updates
 
 # Scheduler settings that come from options rather than from training progress: a resumed run
@@ -79,7 +81,7 @@ class BaseModel(ABC):
         """(name, unwrapped network) for every name in model_names."""
         for name in self.model_names:
             net = getattr(self, "net" + name)
-            yield name, net.module if isinstance(net, torch.nn.DataParallel) else net
+            yield name, net.module if isinstance(net, _WRAPPERS) else net
 
     def setup(self, opt, training_state=None):
         """Create schedulers; load checkpoints when testing or continuing; print sizes.
@@ -259,17 +261,22 @@ class BaseModel(ABC):
 
         True when the step may go ahead.  With `stop` a non-finite loss among `names` raises
         NonFiniteLossError naming it; with `skip` it returns False (the caller skips the update
-        and we count it); with `off` no check is made.  One host sync per call.
+        and we count it); with `off` no check is made.  One host sync per call.  Under torchrun
+        a non-finite loss on any rank counts for all (one all-reduce): a rank that stepped alone
+        would wait for the others' gradients for ever.
         """
         if self.nan_guard == "off":
             return True
         values = [getattr(self, "loss_" + name) for name in names]
         tensors = [v.detach().reshape(()) for v in values if isinstance(v, torch.Tensor)]
-        if not tensors or bool(torch.isfinite(torch.stack(tensors).float()).all()):
+        finite = not tensors or bool(torch.isfinite(torch.stack(tensors).float()).all())
+        bad_ranks = ranks_where(not finite, self.device)
+        if not bad_ranks:
             self._skips_in_a_row[names] = 0
             return True
-        name, value = next((n, float(v.detach())) for n, v in zip(names, values)
-                           if isinstance(v, torch.Tensor) and not torch.isfinite(v.detach()).all())
+        name, value = next(((n, float(v.detach())) for n, v in zip(names, values)
+                            if isinstance(v, torch.Tensor) and not torch.isfinite(v.detach()).all()),
+                           (f"of rank {bad_ranks[0]}", float("nan")))
         if self.nan_guard == "skip":
             self.skipped_steps += 1
             in_a_row = self._skips_in_a_row[names] = self._skips_in_a_row.get(names, 0) + 1
