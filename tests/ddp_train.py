@@ -5,7 +5,7 @@
 Every rank writes into $DDP_TEST_OUT:
     rank<R>_initial.pth   {net name: state_dict} as the model built it, before any broadcast
     rank<R>_final.pth     {net name: state_dict} of the networks this rank holds at the end
-    rank<R>_rc            the exit status train.main returned
+    rank<R>_rc            the exit status of this process (train.py's)
 
 and, deterministically (counted in training iterations of this process), these faults:
     DDP_TEST_SIGTERM=R:N  rank R sends itself SIGTERM during its N-th iteration
@@ -77,14 +77,19 @@ def main():
 
     train.create_model = create_and_record
     try:
-        rc = train.main(sys.argv[1:])
+        return train.main(sys.argv[1:])
     finally:
         if models:
             dump(models[0], "final")
-    with open(os.path.join(OUT, f"rank{RANK}_rc"), "w") as f:
-        f.write(str(rc))
-    return rc
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    status = 0
+    try:
+        run_cli(main)
+    except SystemExit as exit:
+        status = exit.code
+        raise
+    finally:
+        with open(os.path.join(OUT, f"rank{RANK}_rc"), "w") as f:
+            f.write(str(status))

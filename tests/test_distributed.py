@@ -136,6 +136,10 @@ def test_sigterm_on_one_rank_stops_both_and_the_resumed_run_is_exact(workdir, un
 
 @pytest.mark.parametrize("model", ["cycle_gan", "sincut"])
 def test_other_models_train_in_step(workdir, model):
+    """SinCUT for 1 epoch; CycleGAN until rank 1 alone sees a NaN loss in epoch 2, which stops
+    both ranks (--nan_guard stop) before that G step, CycleGAN's first: both then hold the
+    weights of the end of epoch 1, which is what the epoch-1 save wrote."""
+    faults = {}
     if model == "sincut":
         write_images(workdir / "single" / "trainA", 1, 32, seed=1)
         write_images(workdir / "single" / "trainB", 1, 32, seed=2)
@@ -143,9 +147,18 @@ def test_other_models_train_in_step(workdir, model):
                 "--print_freq 1 --load_size 16 --crop_size 16 --ngf 4 --ndf 4 --netF_nc 8 "
                 "--num_patches 8 --n_epochs 1 --n_epochs_decay 0 --batch_size 2 --max_dataset_size 8 --seed 2")
     else:
-        args = f"--model cycle_gan --dataroot {workdir}/data {TINY} --n_epochs 1 --n_epochs_decay 0 --seed 2"
+        args = (f"--model cycle_gan --dataroot {workdir}/data {TINY} --n_epochs 2 "
+                "--n_epochs_decay 0 --seed 2 --nan_guard stop --save_epoch_freq 1")
+        faults = {"nan": "1:3"}
     out = workdir / "out" / model
-    checked(torchrun(f"{args} --checkpoints_dir {workdir}/ck --name {model}", out))
+    proc = torchrun(f"{args} --checkpoints_dir {workdir}/ck --name {model}", out, **faults)
+    if faults:
+        assert proc.returncode != 0
+        assert [(out / f"rank{rank}_rc").read_text() for rank in (0, 1)] == ["3", "3"]
+        assert ("error: non-finite loss at epoch 2, iteration 1 (total_iters 6): loss of rank 1 "
+                "is nan; the run stopped without saving") in proc.stderr
+    else:
+        checked(proc)
     final = assert_ranks_agree(out)
     for name, weights in final.items():
         saved = torch.load(workdir / "ck" / model / f"latest_net_{name}.pth", weights_only=True)
