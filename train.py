@@ -7,6 +7,8 @@
 Checkpoints, options, logs and HTML samples go to <checkpoints_dir>/<name>/.  Exit status: 0 when
 training finished, 2 for a user error, 3 when the NaN guard stopped the run, 128 + the signal
 number (143 for SIGTERM, 130 for Ctrl-C) after a stop request was honoured with a resumable save.
+
+    torchrun --nproc_per_node=N train.py ...    # DistributedDataParallel, see util/distributed.py
 """
 import itertools
 import time
@@ -19,6 +21,7 @@ from metrics.training_eval import BestCheckpoint, TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.checkpoint import prune_checkpoints
+from util.distributed import Mute, Session
 from util.errors import NonFiniteLossError, first_line, run_cli
 from util.monitor import EpochProgress, echo
 from util.runtime import get_rng_state, prepare_runtime
@@ -38,27 +41,34 @@ def crossed(period, before, after):
 
 
 def main(argv=None):
+    with Session() as ddp:  # torchrun's processes, or a single one (rank 0 of 1)
+        return train(argv, ddp)
+
+
+def train(argv, ddp):
     # -- options, resumable state, randomness, devices
     options = TrainOptions(argv)
     opt = options.parse()
+    ddp.start(opt)  # under torchrun: join the process group, one GPU per process
     resume = find_resume_state(opt, options.given)
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     if resume is not None and resume["progress"]["epoch"] > last_epoch:
         print(f"{resume['path']}: the run already finished its {last_epoch} epochs; raise "
               "--n_epochs or --n_epochs_decay to train longer")
         return 0
-    prepare_runtime(opt)
+    prepare_runtime(opt, seed_offset=ddp.rank)  # network weights: rank 0's, see ddp.parallelize
 
     def synchronize():
         if opt.gpu_ids:
             torch.cuda.synchronize()
 
     # -- data, model, logging
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt, shard=ddp.shard())
     dataset_size = len(dataset)
     model = create_model(opt)
     print(f"The number of training images = {dataset_size}")
-    visualizer = Visualizer(opt, start=False)  # files come once every check has passed
+    # files come once every check has passed; under torchrun only rank 0 writes or displays
+    visualizer = Visualizer(opt, start=False) if ddp.is_main else Mute()
 
     # -- data-dependent initialisation, once.  CUT builds its MLP heads here (their widths depend
     # on the features); weights are loaded only afterwards, so the heads exist to receive them.
@@ -77,6 +87,7 @@ def main(argv=None):
         saved_at = None  # where the last resumable checkpoint stands, for messages
     else:
         progress = Progress(**resume["progress"])
+        ddp.adopt_saved_state(resume, dataset)  # this rank's own RNG states and shuffle seed
         epoch_rng = resume["epoch_rng"]
         opt.epoch_count = progress.schedule_start  # the LR schedule counts from the run's start
         model.data_dependent_initialize(dataset.example_batch())
@@ -87,18 +98,21 @@ def main(argv=None):
         batches = restore_position(resume, dataset, progress)
         saved_at = progress.describe()
         resume = None  # the weights and moments it held now live in the model: free them
-    model.parallelize()
-    evaluator = TrainingEvaluator(opt, model.device) if opt.eval_freq > 0 else None
+    ddp.parallelize(model)  # DistributedDataParallel under torchrun, else DataParallel if asked
+    evaluator = TrainingEvaluator(opt, model.device) if opt.eval_freq > 0 and ddp.is_main else None
     best = BestCheckpoint(model.save_dir, opt.eval_metric, resumed=saved_at is not None,
                           net_name=model.generator_name)
-    options.save_options(opt)  # only now that every check has passed
+    if ddp.is_main:
+        options.save_options(opt)  # only now that every check has passed
     visualizer.start()
-    bar = EpochProgress(opt.progress)
+    bar = EpochProgress(opt.progress if ddp.is_main else "off")
 
     def save_state():
         nonlocal saved_at
-        save_training_state(state_path(opt), model, progress, epoch_rng, dataset.generator, opt,
-                            dataset_size)
+        ranks = ddp.gather_rng_states(dataset.generator, epoch_rng)  # every rank takes part
+        if ddp.is_main:
+            save_training_state(state_path(opt), model, progress, epoch_rng, dataset.generator,
+                                opt, dataset_size, distributed=ranks)
         saved_at = progress.describe()
 
     def save_networks(*labels, names=None):
@@ -108,7 +122,8 @@ def main(argv=None):
                                      f"{progress.epoch}, total_iters {progress.total_iters}; "
                                      f"nothing was saved, {last_good()}")
         for label in labels:
-            model.save_networks(label, names)
+            if ddp.is_main:  # the weights are the same on every rank
+                model.save_networks(label, names)
 
     def last_good():
         if saved_at is None:
@@ -132,13 +147,14 @@ def main(argv=None):
                 epoch_rng = get_rng_state(dataset.generator)
                 dataset.set_epoch(epoch)
                 batches = iter(dataset)
-            bar.start(epoch, last_epoch, dataset_size // opt.batch_size, progress.batches)
+            bar.start(epoch, last_epoch, dataset_size // (opt.batch_size * ddp.world_size),
+                      progress.batches)
             iter_data_time = time.time()
 
             for data in batches:
                 iter_start = time.time()
                 t_data = iter_start - iter_data_time
-                batch_size = data["A"].size(0)
+                batch_size = data["A"].size(0) * ddp.world_size  # samples, over all ranks
                 before = progress.total_iters
 
                 # Time the step only when its time will be printed: timing a GPU step needs a
@@ -164,13 +180,13 @@ def main(argv=None):
                 visualizer.step = total_iters
                 bar.update()
 
-                if crossed(opt.display_freq, before, total_iters):
+                if ddp.is_main and crossed(opt.display_freq, before, total_iters):
                     save_result = crossed(opt.update_html_freq, before, total_iters)
                     model.compute_visuals()
                     visualizer.display_current_results(model.get_current_visuals(), epoch, save_result)
 
                 if crossed(opt.print_freq, before, total_iters):
-                    losses = model.get_current_losses()
+                    losses = ddp.average(model.get_current_losses())  # the mean over ranks
                     visualizer.print_current_losses(epoch, progress.epoch_iter, losses,
                                                     progress.optimize_time, t_data,
                                                     total_iters=total_iters, lr=model.get_current_lr(),
@@ -185,7 +201,7 @@ def main(argv=None):
                     save_state()
                     saved_latest = not opt.save_by_iter
 
-                if stop.requested:
+                if ddp.agree_on_stop(stop):
                     if not saved_latest:
                         save_networks("latest")
                     if saved_at != progress.describe():
@@ -201,7 +217,7 @@ def main(argv=None):
                 print(f"saving the model at the end of epoch {epoch}, iters {progress.total_iters}")
                 save_networks("latest", epoch)
                 last_saved_epoch = epoch
-                for path in prune_checkpoints(model.save_dir, opt.keep_last):
+                for path in prune_checkpoints(model.save_dir, opt.keep_last if ddp.is_main else 0):
                     print(f"removed {path} (--keep_last {opt.keep_last})")
 
             if evaluator is not None and epoch % opt.eval_freq == 0:
@@ -224,7 +240,7 @@ def main(argv=None):
             progress.next_epoch()
             if last_saved_epoch == epoch:
                 save_state()  # at the start of the next epoch, learning rate already updated
-            if stop.requested and epoch < last_epoch:  # asked during the end-of-epoch work
+            if ddp.agree_on_stop(stop) and epoch < last_epoch:  # asked in the end-of-epoch work
                 if last_saved_epoch != epoch:
                     save_networks("latest")
                     save_state()

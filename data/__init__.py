@@ -51,9 +51,13 @@ def get_option_setter(name):
     return find_dataset_class(name).modify_commandline_options
 
 
-def create_dataset(opt):
-    """Build the dataset named by opt.dataset_mode and wrap it in a loader (spec 8.1)."""
-    return CustomDatasetDataLoader(opt)
+def create_dataset(opt, shard=None):
+    """Build the dataset named by opt.dataset_mode and wrap it in a loader (spec 8.1).
+
+    `shard` = (rank, world_size, shuffle seed) under torchrun (util.distributed): this process
+    then reads only its 1/world_size of every epoch.
+    """
+    return CustomDatasetDataLoader(opt, shard)
 
 
 def seed_worker(worker_id):
@@ -82,7 +86,7 @@ def init_seeded_worker(worker_id):
 class CustomDatasetDataLoader:
     """Dataset + torch DataLoader, capped at opt.max_dataset_size samples per epoch."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, shard=None):
         self.opt = opt
         check_preprocess_options(opt)
         self.dataset = find_dataset_class(opt.dataset_mode)(opt)
@@ -91,22 +95,32 @@ class CustomDatasetDataLoader:
         size = len(self.dataset)
         if size == 0:
             raise UserError(f"the dataset is empty: {self.dataset.describe()}")
-        if drop_last and size < opt.batch_size:
+        rank, self.world_size, shuffle_seed = shard or (0, 1, None)
+        if drop_last and size // self.world_size < opt.batch_size:
+            shared = f", shared by {self.world_size} processes" if self.world_size > 1 else ""
             raise UserError(f"--batch_size {opt.batch_size} is larger than the training set "
-                            f"({size} samples: {self.dataset.describe()}), so an epoch would have "
-                            f"no batches; lower --batch_size or add images")
+                            f"({size} samples: {self.dataset.describe()}{shared}), so an epoch "
+                            f"would have no batches; lower --batch_size or add images")
         generator, init_fn = None, init_worker
         seed = getattr(opt, 'seed', None)
         if seed is not None:
             generator = torch.Generator()
-            generator.manual_seed(int(seed))
+            generator.manual_seed(int(seed) + rank)  # worker seeds differ between ranks
             init_fn = init_seeded_worker
+        # Under torchrun each rank reads its own equal share of a permutation every rank draws
+        # alike (seed + epoch); equal shares keep the ranks in step (one all-reduce per batch).
+        self.sampler = None
+        if shard is not None:
+            self.sampler = torch.utils.data.DistributedSampler(
+                self.dataset, num_replicas=self.world_size, rank=rank,
+                shuffle=not opt.serial_batches, seed=shuffle_seed, drop_last=drop_last)
         # Workers are not persistent: each epoch's fresh workers copy the dataset and so see the
         # current_epoch set by set_epoch (the fine-tuning switch relies on it, Q11).
         self.dataloader = torch.utils.data.DataLoader(
             self.dataset,
             batch_size=opt.batch_size,
-            shuffle=not opt.serial_batches,
+            shuffle=not opt.serial_batches and self.sampler is None,
+            sampler=self.sampler,
             num_workers=int(opt.num_threads),
             drop_last=drop_last,
             generator=generator,
@@ -129,6 +143,13 @@ class CustomDatasetDataLoader:
 
     def set_epoch(self, epoch):
         self.dataset.current_epoch = epoch
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def set_shuffle_seed(self, seed):
+        """The seed of the distributed shuffle (a resumed run takes the saved one)."""
+        if self.sampler is not None:
+            self.sampler.seed = seed
 
     def __len__(self):
         return int(min(len(self.dataset), self.opt.max_dataset_size))
@@ -137,7 +158,7 @@ class CustomDatasetDataLoader:
         error = None
         try:
             for i, data in enumerate(self.dataloader):
-                if i * self.opt.batch_size >= self.opt.max_dataset_size:
+                if i * self.opt.batch_size * self.world_size >= self.opt.max_dataset_size:
                     break
                 yield data
         except UserError as err:

@@ -12,6 +12,7 @@ from collections import OrderedDict
 import torch
 
 from util.checkpoint import atomic_torch_save, load_into, strip_module_prefix
+from util.distributed import ranks_where
 from util.errors import NonFiniteLossError, UserError, first_line
 from util.monitor import echo
 
@@ -135,16 +136,19 @@ class BaseModel(ABC):
         The original wraps even for one GPU (and crashes for none on a CUDA machine); with one
         device DataParallel is a pass-through, so we only wrap when it splits the batch.
         """
+        if self.isTrain:
+            self.apply_speed_options(self.opt)
         if len(self.gpu_ids) > 1:
             for name in self.model_names:
                 net = getattr(self, "net" + name)
                 setattr(self, "net" + name, torch.nn.DataParallel(net, self.gpu_ids))
         if self.isTrain:
-            self.apply_speed_options(self.opt)
+            self.compile_networks(self.opt)
 
     # ------------------------------------------------------------------ speed options
     def apply_speed_options(self, opt):
-        """--fast_path False, --channels_last and --compile, on the built (and loaded) networks."""
+        """--fast_path False and --channels_last, on the built (and loaded) networks, before any
+        wrapping (DataParallel, DistributedDataParallel, torch.compile)."""
         if not getattr(opt, "fast_path", True):
             for _, net in self.networks():
                 networks.set_fast_path(net, False)
@@ -157,12 +161,17 @@ class BaseModel(ABC):
                 # makes the rule: hand every InstanceNorm a contiguous gradient instead.
                 for _, net in self.networks():
                     networks.make_norm_gradients_contiguous(net)
-        if getattr(opt, "compile", False):
-            for name in self.model_names:
-                if name.startswith("F"):  # the MLP heads: small, and built lazily
-                    continue
-                net = getattr(self, "net" + name)
-                setattr(self, "net" + name, torch.compile(net, backend=opt.compile_backend))
+
+    def compile_networks(self, opt):
+        """--compile: torch.compile every network but the MLP heads (small, built lazily), after
+        the (Distributed)DataParallel wrapping."""
+        if not getattr(opt, "compile", False):
+            return
+        for name in self.model_names:
+            if name.startswith("F"):
+                continue
+            net = getattr(self, "net" + name)
+            setattr(self, "net" + name, torch.compile(net, backend=opt.compile_backend))
 
     def autocast(self):
         """The --amp context for forward passes and losses (a no-op without --amp)."""
@@ -359,17 +368,22 @@ class BaseModel(ABC):
 
         True when the step may go ahead.  With `stop` a non-finite loss among `names` raises
         NonFiniteLossError naming it; with `skip` it returns False (the caller skips the update
-        and we count it); with `off` no check is made.  One host sync per call.
+        and we count it); with `off` no check is made.  One host sync per call.  Under torchrun
+        a non-finite loss on any rank counts for all (one all-reduce): a rank that stepped alone
+        would wait for the others' gradients for ever.
         """
         if self.nan_guard == "off":
             return True
         values = [getattr(self, "loss_" + name) for name in names]
         tensors = [v.detach().reshape(()) for v in values if isinstance(v, torch.Tensor)]
-        if not tensors or bool(torch.isfinite(torch.stack(tensors).float()).all()):
+        finite = not tensors or bool(torch.isfinite(torch.stack(tensors).float()).all())
+        bad_ranks = ranks_where(not finite, self.device)
+        if not bad_ranks:
             self._skips_in_a_row[names] = 0
             return True
-        name, value = next((n, float(v.detach())) for n, v in zip(names, values)
-                           if isinstance(v, torch.Tensor) and not torch.isfinite(v.detach()).all())
+        name, value = next(((n, float(v.detach())) for n, v in zip(names, values)
+                            if isinstance(v, torch.Tensor) and not torch.isfinite(v.detach()).all()),
+                           (f"of rank {bad_ranks[0]}", float("nan")))
         if self.nan_guard == "skip":
             self.skipped_steps += 1
             in_a_row = self._skips_in_a_row[names] = self._skips_in_a_row.get(names, 0) + 1

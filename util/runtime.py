@@ -54,10 +54,12 @@ def configure_backends(gpu_ids, preprocess, tf32=False):
             torch.backends.cuda.matmul.allow_tf32 = True
 
 
-def prepare_runtime(opt):
-    """What every entry script does before building data and models: seed, then backends."""
+def prepare_runtime(opt, seed_offset=0):
+    """What every entry script does before building data and models: seed, then backends.
+    Under torchrun each rank seeds with --seed + its rank (`seed_offset`), so that ranks draw
+    different augmentations and patches."""
     if opt.seed is not None:
-        seed_everything(opt.seed)
+        seed_everything(opt.seed + seed_offset)
     configure_backends(opt.gpu_ids, opt.preprocess, getattr(opt, "tf32", False))
 
 

@@ -9,6 +9,8 @@ needs the epoch typed by hand.  This file holds everything a training step depen
     rng                                every RNG stream at the moment of saving
     epoch_rng                          every RNG stream just before this epoch's loader was made
     options, dataset_size              the run's resolved options, to report what a resume changes
+    distributed                        under torchrun: world size, shuffle seed, and `rng` and
+                                       `epoch_rng` of every rank (rank 0 writes the file)
 
 Resuming mid-epoch replays the epoch's data order: the RNGs are set to `epoch_rng`, the loader is
 recreated (same shuffle, same worker seeds), the batches already trained on are read and dropped,
@@ -72,8 +74,10 @@ def state_path(opt):
     return os.path.join(opt.checkpoints_dir, opt.name, STATE_FILE)
 
 
-def save_training_state(path, model, progress, epoch_rng, loader_generator, opt, dataset_size):
-    """Write the resumable checkpoint atomically; the RNGs are captured now."""
+def save_training_state(path, model, progress, epoch_rng, loader_generator, opt, dataset_size,
+                        distributed=None):
+    """Write the resumable checkpoint atomically; the RNGs are captured now.  Under torchrun,
+    `distributed` holds every rank's RNG states (util.distributed.Session.gather_rng_states)."""
     state = {
         "format": FORMAT_VERSION,
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -85,6 +89,8 @@ def save_training_state(path, model, progress, epoch_rng, loader_generator, opt,
         "options": {key: jsonable(value) for key, value in sorted(vars(opt).items())},
         "dataset_size": dataset_size,
     }
+    if distributed is not None:
+        state["distributed"] = distributed
     atomic_torch_save(state, path)
 
 
