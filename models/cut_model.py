@@ -167,8 +167,8 @@ class CUTModel(BaseModel):
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.criterionNCE = [PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
                              for _ in self.nce_layers]
-        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
-        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+        self.optimizer_G = self.adam(self.netG.parameters(), betas=(opt.beta1, opt.beta2))
+        self.optimizer_D = self.adam(self.netD.parameters(), betas=(opt.beta1, opt.beta2))
         self.optimizers = [self.optimizer_G, self.optimizer_D]
         self.optimizer_F = None
 
@@ -191,8 +191,7 @@ class CUTModel(BaseModel):
             self.compute_D_loss().backward()
             self.compute_G_loss().backward()
             if self.opt.lambda_NCE > 0 and any(True for _ in self.netF.parameters()):
-                self.optimizer_F = torch.optim.Adam(self.netF.parameters(), lr=self.opt.lr,
-                                                    betas=(self.opt.beta1, self.opt.beta2))
+                self.optimizer_F = self.adam(self.netF.parameters(), betas=(self.opt.beta1, self.opt.beta2))
                 self.optimizers.append(self.optimizer_F)
 
     # ------------------------------------------------------------------ one step

@@ -98,10 +98,10 @@ class CycleGANModel(BaseModel):
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         # One optimizer per player, as the original: G_A and G_B share one Adam, D_A and D_B another.
         betas = (opt.beta1, ADAM_BETA2)
-        self.optimizer_G = torch.optim.Adam(
-            itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), lr=opt.lr, betas=betas)
-        self.optimizer_D = torch.optim.Adam(
-            itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), lr=opt.lr, betas=betas)
+        self.optimizer_G = self.adam(
+            itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), betas=betas)
+        self.optimizer_D = self.adam(
+            itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), betas=betas)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def data_dependent_initialize(self, data):

@@ -64,10 +64,10 @@ class OneSidedGANModel(BaseModel):
                             for name in self.discriminator_names}
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         betas = (opt.beta1, opt.beta2)
-        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas)
-        self.optimizer_D = torch.optim.Adam(
+        self.optimizer_G = self.adam(self.netG.parameters(), betas=betas)
+        self.optimizer_D = self.adam(
             itertools.chain(*(self.discriminator(name).parameters() for name in self.discriminator_names)),
-            lr=opt.lr, betas=betas)
+            betas=betas)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     @staticmethod

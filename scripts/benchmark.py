@@ -151,18 +151,19 @@ def measure(config):
         say("built (" + ", ".join(f"{n} {c / 1e6:.3f} M" for n, c in params.items())
             + f"); {config['warmup']} warm-up + {config['iters']} timed iterations")
 
-        times = []
+        times, cpu_times = [], []  # wall clock; CPU time of this process (all its threads)
         report_every = max(1, config["iters"] // 5)
         for i in range(config["warmup"] + config["iters"]):
             data = batches[i % len(batches)]
             synchronize()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             model.set_input(data)
             model.optimize_parameters()
             synchronize()
             elapsed = time.perf_counter() - start
             if i >= config["warmup"]:
                 times.append(elapsed)
+                cpu_times.append(time.process_time() - start_cpu)
                 done = len(times)
                 if done % report_every == 0 or done == config["iters"]:
                     say(f"iteration {done}/{config['iters']}: {elapsed:.3f} s")
@@ -173,6 +174,7 @@ def measure(config):
     record = {
         "label": label, "argv": argv, "pid": os.getpid(), "gflop_per_iter": flops,
         "sec_per_iter": median, "sec_per_iter_all": times,
+        "cpu_sec_per_iter": statistics.median(cpu_times), "cpu_sec_per_iter_all": cpu_times,
         "images_per_sec": config["batch_size"] / median,
         "parameters": params, "torch_threads": torch.get_num_threads(),
     }
@@ -368,6 +370,7 @@ def compare(opt, settings, machine, work):
             row["error"] = records[0]["error"]
         else:
             row["sec_per_iter"] = statistics.median(r["sec_per_iter"] for r in good)
+            row["cpu_sec_per_iter"] = statistics.median(r["cpu_sec_per_iter"] for r in good)
             row["memory_bytes"] = statistics.median(r["memory_bytes"] for r in good)
             row["gflop_per_iter"] = next((r["gflop_per_iter"] for r in good if r["gflop_per_iter"]), None)
             if row["gflop_per_iter"]:
@@ -378,6 +381,7 @@ def compare(opt, settings, machine, work):
                      and r["variant"] == BASELINE_VARIANT and "error" not in r), None)
         if base is not None and "error" not in row:
             row["speedup"] = base["sec_per_iter"] / row["sec_per_iter"]
+            row["cpu_speedup"] = base["cpu_sec_per_iter"] / row["cpu_sec_per_iter"]
             row["memory_ratio"] = row["memory_bytes"] / base["memory_bytes"]
     return rows
 
@@ -391,18 +395,21 @@ def format_compare(rows, settings, machine, repeats):
              f"interleaved over {repeats} rounds of {settings['iters']} timed iterations after "
              f"{settings['warmup']} warm-up; median of the rounds' medians",
              "",
-             f"| model | variant | sec/iter | speed-up vs {BASELINE_VARIANT} | {memory} | memory vs "
-             f"{BASELINE_VARIANT} | GFLOP/iter | GFLOP/s |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| model | variant | sec/iter | speed-up vs {BASELINE_VARIANT} | CPU sec/iter | CPU-time "
+             f"speed-up | {memory} | memory vs {BASELINE_VARIANT} | GFLOP/iter | GFLOP/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['variant']} | failed: {r['error']} | | | | | |")
+            lines.append(f"| {r['model']} | {r['variant']} | failed: {r['error']} | | | | | | | |")
             continue
         fmt = lambda key, spec: format(r[key], spec) if r.get(key) is not None else "-"
         lines.append(f"| {r['model']} | {r['variant']} | {r['sec_per_iter']:.4f} | {fmt('speedup', '.3f')}x | "
+                     f"{r['cpu_sec_per_iter']:.4f} | {fmt('cpu_speedup', '.3f')}x | "
                      f"{r['memory_bytes'] / GB:.3f} | {fmt('memory_ratio', '.3f')} | "
                      f"{fmt('gflop_per_iter', '.1f')} | {fmt('gflop_per_sec', '.1f')} |")
-    lines += ["", "GFLOP: convolutions and matrix multiplies of one training iteration, counted by "
+    lines += ["", "CPU sec/iter: CPU time of the measuring process (all its threads) per iteration; on "
+              "a shared machine it is less disturbed by other jobs than the wall clock. GFLOP: "
+              "convolutions and matrix multiplies of one training iteration, counted by "
               "torch.utils.flop_counter (forward and backward)."]
     return "\n".join(lines) + "\n"
 
