@@ -125,6 +125,8 @@ class CustomDatasetDataLoader:
             drop_last=drop_last,
             generator=generator,
             worker_init_fn=init_fn,
+            # page-locked batches let BaseModel.to_device copy them to the GPU asynchronously
+            pin_memory=bool(getattr(opt, "gpu_ids", None)) and torch.cuda.is_available(),
         )
 
     def load_data(self):

@@ -8,6 +8,7 @@ import copy
 import os
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import torch
 
@@ -237,6 +238,12 @@ class BaseModel(ABC):
         return OrderedDict((name, getattr(self, name)) for name in self.visual_names
                            if isinstance(getattr(self, name, None), torch.Tensor))
 
+    def lazy_losses(self):
+        """This step's losses as a read-only mapping name -> float that reads each tensor only
+        when asked: what optimize_parameters returns, so that a training step costs no host
+        sync for its loss values (train.py reads them only on the steps it prints)."""
+        return LazyLosses(OrderedDict((name, getattr(self, "loss_" + name)) for name in self.loss_names))
+
     def get_current_losses(self):
         def scalar(value):
             return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
@@ -429,6 +436,26 @@ class BaseModel(ABC):
             if net is not None:
                 for param in net.parameters():
                     param.requires_grad = requires_grad
+
+
+class LazyLosses(Mapping):
+    """name -> float, converted from the loss tensors on access (see BaseModel.lazy_losses)."""
+
+    def __init__(self, values):
+        self._values = values
+
+    def __getitem__(self, name):
+        value = self._values[name]
+        return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __repr__(self):
+        return f"LazyLosses({dict(self)})"
 
 
 def unwrap(net):

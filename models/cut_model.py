@@ -274,7 +274,7 @@ class CUTModel(BaseModel):
             self.backward(self.loss_G)
             self.step(self.optimizer_G, self.optimizer_F)
         self.end_of_step()
-        return self.get_current_losses()
+        return self.lazy_losses()
 
     # ------------------------------------------------------------------ losses
     def compute_D_loss(self):

@@ -168,7 +168,7 @@ class CycleGANModel(BaseModel):
             self.backward(self.loss_D)  # D_A and D_B share no parameter: one backward serves both
             self.step(self.optimizer_D)
         self.end_of_step()
-        return self.get_current_losses()
+        return self.lazy_losses()
 
     # ------------------------------------------------------------------ losses
     def compute_G_loss(self):

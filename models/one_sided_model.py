@@ -127,7 +127,7 @@ class OneSidedGANModel(BaseModel):
             self.backward(self.loss_D_total)  # the Ds share no parameter: one backward serves all
             self.step(self.optimizer_D)
         self.end_of_step()
-        return self.get_current_losses()
+        return self.lazy_losses()
 
     @abstractmethod
     def compute_G_loss(self):

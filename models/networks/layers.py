@@ -111,6 +111,9 @@ class Upsample(nn.Module):
     # computes as the original does; set by set_fast_path().
     crop_in_conv = True
 
+    # Left to eager mode under --compile: inductor's replication_pad2d_backward (torch 2.14.1,
+    # CPU) asserts strides its eager kernel does not produce.  A no-op without torch.compile.
+    @torch.compiler.disable
     def forward(self, x):
         # With k=4, s=2: H -> H+2 (pad) -> 2H+2 (transposed conv, padding 2) -> 2H after the crops
         # of one row and column on each side, which is what padding 3 yields directly.
