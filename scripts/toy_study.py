@@ -31,6 +31,8 @@ import json
 import os
 import platform
 import shlex
+import shutil
+import subprocess
 import sys
 import time
 
@@ -71,13 +73,13 @@ ROW_JSON = "toy_row.json"
 STUDY = "toy_study"  # results/<STUDY>/ holds the table and the grid
 
 # The study's budget: the demo's architecture and data (scripts/demo.py, BUDGETS["full"]) at
-# 2 + 1 epochs (1,350 iterations at batch size 1), so that the ten rows fit in about an hour on
+# 1 + 1 epochs (900 iterations at batch size 1), so that the ten rows fit in about an hour on
 # 2 CPU cores (README).  --quick: a few images, a narrow network and one epoch, to check the
 # plumbing in seconds.
 DEMO = BUDGETS["full"]
 BUDGET = {
     "full": dict(netG=DEMO["model"]["netG"], ngf=DEMO["model"]["ngf"], ndf=DEMO["train"]["ndf"],
-                 n_epochs=2, n_epochs_decay=1, lr=DEMO["train"]["lr"], n_train=450, n_test=50),
+                 n_epochs=1, n_epochs_decay=1, lr=DEMO["train"]["lr"], n_train=450, n_test=50),
     "quick": dict(netG="resnet_6blocks", ngf=8, ndf=8, n_epochs=1, n_epochs_decay=0, lr=0.0002,
                   n_train=4, n_test=4),
 }
@@ -97,14 +99,26 @@ def select_rows(names):
     return [name for name in ROWS if name in chosen]
 
 
-def missing_model(row_args):
-    """Why a row cannot run in this checkout (its --model is not registered), or None."""
-    from models import MODELS  # torch is imported only when needed
+def registered_models():
+    """Names in models.MODELS, read by a child process.  This process never imports torch: on
+    Linux a child's peak RSS (os.wait4) starts from its parent's at the spawn, so a parent
+    holding torch would hide the smaller rows' own peaks."""
+    proc = subprocess.run([sys.executable, "-c", "import json; from models import MODELS; "
+                           "print(json.dumps(sorted(MODELS)))"], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise UserError("cannot read the model registry: "
+                        + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(proc.stdout)
+
+
+def missing_model(row_args, models):
+    """Why a row cannot run with these registered `models` (its --model is not one), or None."""
     model = row_args[row_args.index("--model") + 1]
-    if model in MODELS:
+    if model in models:
         return None
     return (f"--model {model} is not in this checkout (models.MODELS has "
-            f"{', '.join(sorted(MODELS))}); merge the branch that adds it")
+            f"{', '.join(models)}); merge the branch that adds it")
 
 
 def row_paths(out, row, dataroot):
@@ -148,14 +162,9 @@ def run_row(row, budget, seed, paths):
     batch = batch_size(row_args)
     batches = budget["n_train"] // batch  # training drops the last partial batch
     epochs = budget["n_epochs"] + budget["n_epochs_decay"]
-    os.makedirs(paths["checkpoint"], exist_ok=True)
-    os.makedirs(paths["results"], exist_ok=True)
-    from util.checkpoint import existing_checkpoints  # a rerun trains afresh, as the demo's
-    for fname in existing_checkpoints(paths["checkpoint"]):
-        os.remove(os.path.join(paths["checkpoint"], fname))
-    for name in ("loss_log.jsonl", "loss_log.txt", os.path.basename(paths["train_log"])):
-        if os.path.isfile(os.path.join(paths["checkpoint"], name)):
-            os.remove(os.path.join(paths["checkpoint"], name))
+    for folder in (paths["checkpoint"], paths["results"]):  # the study owns toy_<row>/: start afresh
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
 
     train_args = ([os.path.join(ROOT, "train.py")] + common_args(budget, paths, row_args)
                   + FIXED_TRAIN_ARGS
@@ -330,7 +339,7 @@ def main(argv=None):
     study_dir = os.path.join(os.path.abspath(opt.out), "results", STUDY)
     print(ensure_dataset(dataroot, **DATA), flush=True)
 
-    records, failures = {}, {}
+    records, failures, models = {}, {}, None
     for i, row in enumerate(order, 1):
         tag = f"[{i}/{len(order)}] {row}"
         paths = row_paths(opt.out, row, dataroot)
@@ -340,7 +349,8 @@ def main(argv=None):
                   "again)", flush=True)
             records[row] = record
             continue
-        problem = missing_model(ROWS[row][1])
+        models = models or registered_models()
+        problem = missing_model(ROWS[row][1], models)
         if problem is None:
             print(f"{tag}: {' '.join(ROWS[row][1])}", flush=True)
             try:
