@@ -73,13 +73,13 @@ ROW_JSON = "toy_row.json"
 STUDY = "toy_study"  # results/<STUDY>/ holds the table and the grid
 
 # The study's budget: the demo's architecture and data (scripts/demo.py, BUDGETS["full"]) at
-# 1 + 1 epochs (900 iterations at batch size 1), so that the ten rows fit in about an hour on
+# 2 + 1 epochs (1,350 iterations at batch size 1), so that the ten rows fit in about an hour on
 # 2 CPU cores (README).  --quick: a few images, a narrow network and one epoch, to check the
 # plumbing in seconds.
 DEMO = BUDGETS["full"]
 BUDGET = {
     "full": dict(netG=DEMO["model"]["netG"], ngf=DEMO["model"]["ngf"], ndf=DEMO["train"]["ndf"],
-                 n_epochs=1, n_epochs_decay=1, lr=DEMO["train"]["lr"], n_train=450, n_test=50),
+                 n_epochs=2, n_epochs_decay=1, lr=DEMO["train"]["lr"], n_train=450, n_test=50),
     "quick": dict(netG="resnet_6blocks", ngf=8, ndf=8, n_epochs=1, n_epochs_decay=0, lr=0.0002,
                   n_train=4, n_test=4),
 }
@@ -262,7 +262,9 @@ def format_markdown(report, order, budget):
               f"Animal coverage of the ground-truth masks: testA {100 * true['A']:.1f}%, testB "
               f"{100 * true['B']:.1f}%.  s/iter: training loop only; peak RSS: the whole "
               "train.py process.",
-              f"Machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}, python {m['python']}."]
+              f"Machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}, python {m['python']}"
+              + (f", OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}" if m["OMP_WAIT_POLICY"] else "")
+              + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -295,15 +297,18 @@ def make_grid(report, order, dataroot, out_path, count=4, scale=2):
 
 
 def machine_facts():
-    import torch
+    """Where the study ran; torch's version is read from its metadata, without importing it."""
+    from importlib.metadata import version
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "torch": str(torch.__version__),
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+    return {"cpu": cpu, "cpus": os.cpu_count(), "torch": version("torch"),
+            "python": platform.python_version(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "load_average_at_end": list(os.getloadavg())}
 
 
 # ---------------------------------------------------------------------------- main
@@ -322,15 +327,37 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="retrain rows that already have results")
     p.add_argument("--grid_images", type=int, default=4, help="test inputs in the grid picture")
+    p.add_argument("--commands_for", default=None, metavar="DATAROOT",
+                   help="print every row's train.py and test.py command for a real data set "
+                        "(e.g. ./datasets/horse2zebra, the paper's options and budget) and exit")
     group = p.add_argument_group("budget (default: the study's, or --quick's)")
     for key, value in BUDGET["full"].items():
         group.add_argument(f"--{key}", type=type(value), default=None)
     return p.parse_args(argv)
 
 
+def real_data_commands(dataroot, order):
+    """Each row's train.py / test.py lines for a real data set, with the framework's defaults
+    (the paper's settings: 256 px, resnet_9blocks, 400 epochs for CUT, 200 for FastCUT)."""
+    name = os.path.basename(os.path.normpath(dataroot))
+    lines = []
+    for row in order:
+        args = " ".join(ROWS[row][1])
+        lines.append(f"python train.py --dataroot {dataroot} --name {name}_{row} {args}")
+        train_only = ROWS[row][1].index("--batch_size") if "--batch_size" in ROWS[row][1] else None
+        test_args = " ".join(a for i, a in enumerate(ROWS[row][1])  # test.py uses batch size 1
+                             if train_only is None or i not in (train_only, train_only + 1))
+        lines.append(f"python test.py --dataroot {dataroot} --name {name}_{row} {test_args} "
+                     "--num_test 500")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     opt = parse_args(sys.argv[1:] if argv is None else argv)
     order = select_rows(opt.rows)
+    if opt.commands_for:
+        print(real_data_commands(opt.commands_for, order))
+        return 0
     budget = dict(BUDGET["quick" if opt.quick else "full"])
     budget.update({k: getattr(opt, k) for k in budget if getattr(opt, k) is not None})
     if not 1 <= budget["n_train"] <= DATA["n_train"] or not 1 <= budget["n_test"] <= DATA["n_test"]:

@@ -161,3 +161,20 @@ print(json.dumps([big, small]))
     assert big["peak_rss_bytes"] > 300 * 2 ** 20
     assert small["peak_rss_bytes"] < 150 * 2 ** 20
     assert big["wall_s"] > 0
+
+
+def test_commands_for_a_real_data_set():
+    proc = subprocess.run([sys.executable, SCRIPT, "--commands_for", "./datasets/horse2zebra",
+                           "--rows", "CUT_external", "SelfDistance"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "python train.py --dataroot ./datasets/horse2zebra --name horse2zebra_SelfDistance "
+        "--model distance_gan --self_distance",
+        "python test.py --dataroot ./datasets/horse2zebra --name horse2zebra_SelfDistance "
+        "--model distance_gan --self_distance --num_test 500",
+        "python train.py --dataroot ./datasets/horse2zebra --name horse2zebra_CUT_external "
+        "--model cut --CUT_mode CUT --nce_includes_all_negatives_from_minibatch True --batch_size 4",
+        "python test.py --dataroot ./datasets/horse2zebra --name horse2zebra_CUT_external "
+        "--model cut --CUT_mode CUT --nce_includes_all_negatives_from_minibatch True --num_test 500",
+    ]
