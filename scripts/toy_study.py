@@ -327,6 +327,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="retrain rows that already have results")
     p.add_argument("--grid_images", type=int, default=4, help="test inputs in the grid picture")
+    p.add_argument("--grid_scale", type=int, default=2, help="enlargement of the grid's images")
     p.add_argument("--commands_for", default=None, metavar="DATAROOT",
                    help="print every row's train.py and test.py command for a real data set "
                         "(e.g. ./datasets/horse2zebra, the paper's options and budget) and exit")
@@ -406,7 +407,7 @@ def main(argv=None):
     with open(paths["md"], "w") as f:
         f.write(table)
     write_json(report, paths["json"])
-    make_grid(report, order, dataroot, paths["grid"], count=opt.grid_images)
+    make_grid(report, order, dataroot, paths["grid"], count=opt.grid_images, scale=opt.grid_scale)
     print()
     print(table, end="")
     print(f"\nwrote {paths['md']}, {paths['json']}, {paths['grid']}")
