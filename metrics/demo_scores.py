@@ -12,6 +12,10 @@ For every translated testA image, with the true animal mask of its input (testA_
                 read it together with stripe_share and b_rate.
   b_rate        share of images the detector calls B (striped animal on savanna ground)
 
+Every row also carries `animal_coverage`, the mean share of pixels the detector calls animal (not
+a score: the data set's zebras cover about twice the area of its horses, so it shows whether a
+model enlarges the animals; on `identity` and `real_B` it is the source's and the target's own).
+
 Columns are means over images; higher is better everywhere.  Two rows frame every model:
 `identity` scores the real testA images as if they were translations (what doing nothing gets),
 and `real_B` scores real testB images against their own masks (the target; its content_iou is the
@@ -31,6 +35,7 @@ from util.errors import UserError
 
 PROTOCOL = "demo_h2z_v1"
 COLUMNS = ("content_iou", "stripe_share", "bg_match", "b_rate")
+EXTRA = ("animal_coverage",)  # averaged per row like COLUMNS, but not printed by format_table
 IDENTITY, TARGET = "identity", "real_B"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 NEEDED = ("testA", "testB", "testA_mask", "testB_mask")
@@ -126,6 +131,7 @@ def score_image(rgb, true_mask, ref):
         "stripe_share": found["stripe_share"],
         "bg_match": ref.bg_match(ground_colour(rgb, true_mask)),
         "b_rate": float(found["is_b"]),
+        "animal_coverage": float(found["animal"].mean()),
     }
 
 
@@ -137,7 +143,7 @@ def score_pairs(pairs, ref):
         mask = load_mask(mask_path, size=(rgb.shape[1], rgb.shape[0]))
         per_image.append(score_image(rgb, mask, ref))
     row = {"n": len(per_image)}
-    row.update({c: float(np.mean([s[c] for s in per_image])) for c in COLUMNS})
+    row.update({c: float(np.mean([s[c] for s in per_image])) for c in COLUMNS + EXTRA})
     return row
 
 

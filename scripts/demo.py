@@ -255,6 +255,13 @@ class TrainProgress:
 def run_logged(args, log_path, on_line=None):
     """Run `python <args>` from the repository root; every output line goes to `log_path`
     (and to `on_line`).  Returns the wall time; raises UserError on failure, with the tail."""
+    return run_measured(args, log_path, on_line)["wall_s"]
+
+
+def run_measured(args, log_path, on_line=None):
+    """run_logged, returning {"wall_s", "peak_rss_bytes"}: the wall time and the child's own peak
+    resident set size.  os.wait4 gives that one child's usage; RUSAGE_CHILDREN would be the
+    largest of every child this process ever waited for."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     start = time.perf_counter()
     tail = []
@@ -270,11 +277,14 @@ def run_logged(args, log_path, on_line=None):
                     on_line(line.rstrip("\n"))
         finally:
             proc.stdout.close()
-            rc = proc.wait()
+            _, status, usage = os.wait4(proc.pid, 0)
+            rc = proc.returncode = os.waitstatus_to_exitcode(status)
     if rc != 0:
         raise UserError(f"{args[0]} failed with exit status {rc}; last lines:\n  "
                         + "\n  ".join(tail) + f"\n(full output: {log_path})")
-    return time.perf_counter() - start
+    # ru_maxrss is in KiB on Linux, in bytes on macOS
+    rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
+    return {"wall_s": time.perf_counter() - start, "peak_rss_bytes": rss}
 
 
 def train(cfg, paths):
