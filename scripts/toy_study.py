@@ -52,7 +52,8 @@ CUT = ["--model", "cut", "--CUT_mode", "CUT"]
 ROWS = {
     # Table 1: the baselines and the two methods.
     "CycleGAN": ("Table 1", ["--model", "cycle_gan"]),
-    "DistanceGAN": ("Table 1", ["--model", "distance_gan"]),
+    # Pairwise distances need two images per batch: the smallest batch that has a pair.
+    "DistanceGAN": ("Table 1", ["--model", "distance_gan", "--batch_size", "2"]),
     "SelfDistance": ("Table 1", ["--model", "distance_gan", "--self_distance"]),
     "GcGAN": ("Table 1", ["--model", "gcgan"]),
     "CUT": ("Table 1", CUT),
