@@ -74,7 +74,9 @@ class GcGANModel(OneSidedGANModel):
     @classmethod
     def validate_training_options(cls, opt):
         check_non_negative(opt, ("lambda_GAN", "lambda_AB", "lambda_gc", "lambda_identity"))
-        if opt.geometry == "rot" and opt.preprocess not in SQUARE_PREPROCESS:
+        # --preprocess none keeps each image's shape: square data sets (the demo's) are fine, and
+        # set_input names any non-square image in one line
+        if opt.geometry == "rot" and opt.preprocess not in SQUARE_PREPROCESS + ("none",):
             raise UserError(f"--geometry rot needs square training images, but --preprocess "
                             f"{opt.preprocess} keeps their shape; use --preprocess resize_and_crop "
                             "(square --crop_size crops) or --geometry vf")
