@@ -21,12 +21,7 @@ SINCUT_TINY = "--ngf 2 --ndf 2 --netF_nc 8 --load_size 32 --crop_size 32 --gpu_i
 TOL = 1e-10  # float64; measured ~1e-15 (the same sums in another order at most)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def batch(batch_size=1, seed=0, dtype=torch.float64):

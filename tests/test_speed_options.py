@@ -21,12 +21,7 @@ from test_fast_path import batch, build, losses_and_grads, numpy_seed_with_flip
 TINY = "--netG resnet_6blocks --ngf 4 --ndf 4 --netF_nc 8 --num_patches 8 --gpu_ids -1"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def train_model(tmp_path, flags, model="cut"):
