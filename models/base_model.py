@@ -131,18 +131,22 @@ class BaseModel(ABC):
             self.load_networks(opt.epoch)
         self.print_networks(opt.verbose)
 
-    def parallelize(self):
-        """Wrap the networks in DataParallel when several GPUs are used.
+    def parallelize(self, wrap=None):
+        """Apply the speed options, wrap the networks, then compile them (--compile), in the
+        order each step needs.
 
+        `wrap(name, net)` returns the wrapped network (util/distributed.py passes its
+        DistributedDataParallel wrapper).  By default: DataParallel when several GPUs are used.
         The original wraps even for one GPU (and crashes for none on a CUDA machine); with one
         device DataParallel is a pass-through, so we only wrap when it splits the batch.
         """
         if self.isTrain:
             self.apply_speed_options(self.opt)
-        if len(self.gpu_ids) > 1:
-            for name in self.model_names:
-                net = getattr(self, "net" + name)
-                setattr(self, "net" + name, torch.nn.DataParallel(net, self.gpu_ids))
+        if wrap is None and len(self.gpu_ids) > 1:
+            wrap = lambda name, net: torch.nn.DataParallel(net, self.gpu_ids)  # noqa: E731
+        if wrap is not None:
+            for name, net in list(self.networks()):
+                setattr(self, "net" + name, wrap(name, net))
         if self.isTrain:
             self.compile_networks(self.opt)
 

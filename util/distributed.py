@@ -123,18 +123,16 @@ class Session:
         if not self.enabled:
             model.parallelize()
             return
-        if model.isTrain:
-            model.apply_speed_options(model.opt)  # before wrapping, as in model.parallelize()
         device_ids = [self.local_rank] if self.device.type == "cuda" else None
-        for name, net in list(model.networks()):
+
+        def wrap(name, net):
             for tensor in list(net.parameters()) + list(net.buffers()):
                 dist.broadcast(tensor.data, src=0)
-            if any(p.requires_grad for p in net.parameters()):
-                wrapped = DistributedDataParallel(net, device_ids=device_ids,
-                                                  forward_sync_buffers=False)
-                setattr(model, "net" + name, wrapped)
-        if model.isTrain:
-            model.compile_networks(model.opt)
+            if not any(p.requires_grad for p in net.parameters()):
+                return net
+            return DistributedDataParallel(net, device_ids=device_ids, forward_sync_buffers=False)
+
+        model.parallelize(wrap)  # speed options before the wrapping, --compile after it
 
     # ------------------------------------------------------------------ agreement between ranks
     def _tensor(self, values, dtype=torch.float64):
