@@ -32,6 +32,7 @@ from util.util import tensor2im
 
 from . import networks
 from .networks.describe import guess_generator_options
+from .registry import MODELS
 from .sincut_model import SINCUT_DEFAULTS
 
 # The options that shape a generator, with the original's defaults (spec 2.2).
@@ -94,7 +95,6 @@ def read_architecture(path, overrides):
         # G_B maps B -> A: built as define_G(output_nc, input_nc) by CycleGANModel
         arch["input_nc"], arch["output_nc"] = arch["output_nc"], arch["input_nc"]
     arch.update(overrides)
-    from . import MODELS  # here, not at the top: models/__init__.py imports this module
     if arch["model"] not in MODELS:
         raise UserError(f"unknown model '{arch['model']}'; choose from: {', '.join(sorted(MODELS))}")
     if overrides:
