@@ -20,6 +20,7 @@ translate.py and models/translator.py use (style_dim, random_styles, style_of,
 translate_with_styles) is at the end of the class.
 """
 import itertools
+import os
 
 import torch
 
@@ -114,8 +115,10 @@ class MUNITModel(BaseModel):
         if opt.gan_mode not in MULTISCALE_GAN_MODES:
             raise UserError(f"--model munit supports --gan_mode lsgan (the authors' configs) or "
                             f"vanilla (their nsgan), not {opt.gan_mode}")
-        if opt.vgg_w > 0:
-            load_caffe_vgg16(opt.vgg_weights, "cpu")  # a missing or foreign file fails now
+        if opt.vgg_w > 0 and not (opt.vgg_weights and os.path.isfile(opt.vgg_weights)):
+            raise UserError(f"--vgg_weights {opt.vgg_weights}: file not found; --vgg_w > 0 needs "
+                            "the authors' Caffe VGG16 state dict (vgg16.weight, written by MUNIT's "
+                            "utils.load_vgg16), or pass --vgg_w 0")
         if getattr(opt, "eval_freq", 0) > 0:
             raise UserError("--eval_freq scores one generator network, but MUNIT translates with "
                             "two (G_A's content encoder, G_B's decoder); leave it at 0 and score "
