@@ -377,6 +377,8 @@ def check_style_options(model_name, n_styles=None, style_ref=None, prefix="--"):
 def find_style_checkpoint(path):
     """(folder, epoch, model name) when `path` is the checkpoint folder, or a network file in it,
     of a run whose train_opt.json names a model with a style code; else None."""
+    if not os.path.exists(path):
+        return None  # find_generator_file / load_state_dict_file name the missing file
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     json_path = os.path.join(folder, "train_opt.json")
     if not os.path.isfile(json_path):

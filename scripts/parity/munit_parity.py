@@ -185,7 +185,9 @@ def main(argv=None):
             ours.step_iteration_schedulers()
             print(f"step {step}: lr theirs {their_lr:.3e} ours {our_lr:.3e}")
             for their_attr, our_name in LOSS_PAIRS:
-                a, b = float(getattr(theirs, their_attr)), losses[our_name]
+                value = getattr(theirs, their_attr)
+                a = float(value.detach()) if torch.is_tensor(value) else float(value)
+                b = losses[our_name]
                 worst_loss = max(worst_loss, relative(a, b))
                 print(f"    {our_name:10s} theirs {a:.8f}  ours {b:.8f}  rel. diff {relative(a, b):.1e}")
             if first_update is None:
