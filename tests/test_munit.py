@@ -96,6 +96,7 @@ def test_shapes_and_key_layout():
     assert "cnns.1.2.weight" in dis.state_dict()
 
 
+@torch.no_grad()
 def test_initialisation_kaiming_then_gaussian_discriminators(tmp_path):
     opt, model = build(tmp_path, "--ngf 16 --ndf 16 --munit_n_res 2")
     conv = model.netG_A.enc_content.model[2].conv  # 32 -> 64 channels, 4x4: fan_in 512
