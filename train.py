@@ -206,6 +206,7 @@ def train_step(model, data, batch_size, opt, progress, epoch, last_good):
     model.set_input(data)
     try:
         model.optimize_parameters()
+        model.step_iteration_schedulers()  # --lr_policy step_iter (MUNIT's); else nothing
     except NonFiniteLossError as err:
         raise NonFiniteLossError(
             f"non-finite loss at epoch {epoch}, iteration {progress.batches + 1} "

@@ -8,6 +8,10 @@ prefix), as PNG unless --keep_ext, and exactly the input's size.  The generator'
 comes from train_opt.json beside the checkpoint; flags override it (see models/translator.py).
 Unreadable files are skipped with a warning; the exit status is 0 when at least one image was
 translated.  For paper-style evaluation on a data set use test.py instead.
+
+Models with a style code (MUNIT, DRIT; pass their checkpoint folder): one random style per image
+by default, `--n_styles K` writes <name>_s0 ... <name>_s<K-1> and <name>_styles (the input and
+the K outputs side by side), `--style_ref IMAGE` translates in the style of a target-domain image.
 """
 import argparse
 import glob
@@ -20,7 +24,8 @@ from tqdm import tqdm
 
 from data.image_folder import is_image_file
 from data.image_io import load_image
-from models.translator import ARCH_DEFAULTS, load_translator
+from models.translator import (ARCH_DEFAULTS, StyleTranslator, check_style_options, load_translator,
+                               side_by_side)
 from options.parser import OptionParser
 from util.errors import UserError, run_cli
 from util.runtime import parse_gpu_ids, resolve_gpu_ids, seed_everything
@@ -52,7 +57,9 @@ def parse_args(argv):
     p.add_argument("--gpu_ids", default=None, help="as in train.py: 0 for cuda:0, -1 for the CPU")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed the noise that SinCUT's stylegan2 generator injects")
+                   help="seed the noise that SinCUT's stylegan2 generator injects, and the random "
+                        "style codes of a model with a style code (default 10)")
+    add_style_options(p)
     g = p.add_argument_group("generator options (default: train_opt.json beside the checkpoint, "
                              "else the original's defaults)")
     for name, default in ARCH_DEFAULTS.items():
@@ -100,7 +107,8 @@ def _list_folder(folder, recursive):
 
 
 def plan_outputs(found, args):
-    """[(input, output path)]; refuse anything that could overwrite an input or another output."""
+    """[(input, [output paths])]: one output per input, or several (output_names); refuse
+    anything that could overwrite an input or another output."""
     out_root = os.path.realpath(args.output)
     for item in args.inputs:
         if os.path.isdir(item):
@@ -114,16 +122,25 @@ def plan_outputs(found, args):
     for path, rel in found:
         if not args.keep_ext:
             rel = os.path.splitext(rel)[0] + ".png"
-        out = os.path.join(args.output, rel)
-        real = os.path.realpath(out)
-        if real in inputs:
-            raise UserError(f"{out} would overwrite the input {path}; choose another --output folder")
-        if real in seen:
-            raise UserError(f"{path} and {seen[real]} would both be written to {out}; use "
-                            "--keep_ext or translate them in separate runs")
-        seen[real] = path
-        planned.append((path, out))
+        outs = [os.path.join(args.output, name) for name in output_names(rel, args)]
+        for out in outs:
+            real = os.path.realpath(out)
+            if real in inputs:
+                raise UserError(f"{out} would overwrite the input {path}; choose another --output "
+                                "folder")
+            if real in seen:
+                raise UserError(f"{path} and {seen[real]} would both be written to {out}; use "
+                                "--keep_ext or translate them in separate runs")
+            seen[real] = path
+        planned.append((path, outs))
     return planned
+
+
+def output_names(rel, args):
+    """The output file names (relative to --output) for an input whose own name is `rel`."""
+    if getattr(args, "n_styles", None) is not None:
+        return style_output_names(rel, args.n_styles)
+    return [rel]
 
 
 def pick_device(args):
@@ -145,7 +162,11 @@ def main(argv=None):
                         + ("" if args.recursive else " (use --recursive for sub-folders)"))
     translator = load_translator(args.checkpoint, device=pick_device(args), load_size=args.load_size,
                                  tile=args.tile, tile_overlap=args.tile_overlap, amp=args.amp,
-                                 **args.overrides)
+                                 seed=args.seed, **args.overrides)
+    styled = isinstance(translator, StyleTranslator)
+    check_style_options(translator.model.opt.model if styled else translator.arch["model"],
+                        args.n_styles, args.style_ref)
+    ref_style = translator.style_of(args.style_ref) if args.style_ref is not None else None
     if args.seed is not None:
         seed_everything(args.seed)
 
@@ -160,7 +181,10 @@ def main(argv=None):
     def flush(batch):
         nonlocal done
         try:
-            images = translator.translate_images([image for image, _, _ in batch])
+            if styled:
+                results = translate_styled(translator, batch, args.n_styles, ref_style)
+            else:
+                results = [[out] for out in translator.translate_images([b[0] for b in batch])]
         except (RuntimeError, torch.cuda.OutOfMemoryError) as err:
             if "out of memory" not in str(err).lower() and "not enough memory" not in str(err):
                 raise
@@ -169,25 +193,31 @@ def main(argv=None):
                 warn(path, f"out of memory at {w}x{h} pixels; use --tile 512, --load_size or "
                            "--batch_size 1")
             return
-        for (_, path, out), image in zip(batch, images):
+        for (_, path, outs, _), images in zip(batch, results):
             try:
-                os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-                save_image(np.asarray(image), out)
+                for out, image in zip(outs, images):
+                    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+                    save_image(np.asarray(image), out)
             except (OSError, ValueError) as err:
                 warn(path, f"cannot write {out}: {err}")
                 continue
             done += 1
             bar.update(1)
 
-    pending = {}  # image size -> [(image, input path, output path)]
-    for path, out in planned:
+    pending = {}  # image size -> [(image, input path, output paths, style codes or None)]
+    for path, outs in planned:
         try:
             image = load_image(path, translator.input_nc)
         except UserError as err:
             warn(path, str(err).split(": ", 1)[-1])
             continue
+        codes = None
+        if styled and ref_style is None:
+            # drawn image by image in input order, so an image's styles do not depend on the
+            # other images' sizes (a batch holds images of one size)
+            codes = translator.random_styles(args.n_styles or 1)
         group = pending.setdefault(image.size, [])
-        group.append((image, path, out))
+        group.append((image, path, outs, codes))
         if len(group) == args.batch_size:
             flush(pending.pop(image.size))
     for group in pending.values():
@@ -201,6 +231,35 @@ def main(argv=None):
         raise UserError(f"no image was translated: {summary}")
     print(summary)
     return 0
+
+
+# ---------------------------------------------------------------- models with a style code
+def add_style_options(p):
+    g = p.add_argument_group("models with a style code (MUNIT, DRIT; --checkpoint: their folder)")
+    g.add_argument("--n_styles", type=int, default=None,
+                   help="K random styles per image: <name>_s0 ... <name>_s<K-1> and <name>_styles "
+                        "(the input and the K outputs side by side); default: one random style, "
+                        "written as <name>")
+    g.add_argument("--style_ref", default=None,
+                   help="translate every image in the style of this target-domain image")
+
+
+def style_output_names(rel, n_styles):
+    stem, ext = os.path.splitext(rel)
+    return [f"{stem}_s{j}{ext}" for j in range(n_styles)] + [f"{stem}_styles{ext}"]
+
+
+def translate_styled(translator, batch, n_styles, ref_style):
+    """For each (image, path, outputs, codes) of one size: the images to write, in output order."""
+    images = [image for image, _, _, _ in batch]
+    if ref_style is not None:
+        codes = ref_style.expand(len(images), 1, -1)
+    else:
+        codes = torch.stack([codes for _, _, _, codes in batch])  # (B, K, style_dim)
+    results = translator.translate_images(images, codes=codes)
+    if n_styles is None:
+        return results
+    return [outs + [side_by_side([image] + outs)] for image, outs in zip(images, results)]
 
 
 if __name__ == "__main__":

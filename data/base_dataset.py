@@ -25,11 +25,13 @@ from util.errors import UserError
 
 # Values offered to users; any string containing one of PREPROCESS_STEPS also works.
 PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop',
-                    'scale_shortside', 'scale_shortside_and_crop', 'none')
-PREPROCESS_STEPS = ('fixsize', 'resize', 'scale_width', 'scale_shortside', 'zoom', 'crop',
-                    'patch', 'trim')
+                    'scale_shortside', 'scale_shortside_and_crop', 'shorter_side',
+                    'shorter_side_and_crop', 'none')
+PREPROCESS_STEPS = ('fixsize', 'resize', 'scale_width', 'scale_shortside', 'shorter_side', 'zoom',
+                    'crop', 'patch', 'trim')
 POWER_BASE = 4  # the generator halves the size twice, so sides must be multiples of 4
 
+RESIZE_METHODS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}  # --resize_method
 _PIL_METHODS = {
     InterpolationMode.NEAREST: Image.NEAREST, InterpolationMode.BILINEAR: Image.BILINEAR,
     InterpolationMode.BICUBIC: Image.BICUBIC, InterpolationMode.LANCZOS: Image.LANCZOS,
@@ -104,6 +106,8 @@ def check_preprocess_options(opt):
         smallest, what = min(height, width), f"resized to {width}x{height}"
     elif 'scale_width' in pre:
         smallest, what = opt.load_size, f"scaled to width {opt.load_size}"
+    elif 'shorter_side' in pre:
+        smallest, what = opt.load_size, f"scaled to a shorter side of {opt.load_size}"
     else:
         # plain 'crop', and scale_shortside (which never shrinks): the size depends on each
         # image, checked when cropping
@@ -114,13 +118,16 @@ def check_preprocess_options(opt):
                         f"lower --crop_size or raise --load_size")
 
 
-def get_transform(opt, params=None, grayscale=False, method=Image.BICUBIC, convert=True):
+def get_transform(opt, params=None, grayscale=False, method=None, convert=True):
     """Build the preprocessing pipeline (spec 8.3): PIL image -> tensor in [-1, 1] (CxHxW).
 
     `params` fixes the random choices for datasets that draw them themselves: 'size' (height,
     width) for fixsize, 'scale_factor' (fx, fy) for zoom, 'crop_pos' (x, y), 'patch_index' and
-    'flip' (bool).  `method` is a PIL resampling filter or a torchvision InterpolationMode.
+    'flip' (bool).  `method` is a PIL resampling filter or a torchvision InterpolationMode;
+    None: --resize_method (bicubic unless set, as the original).
     """
+    if method is None:
+        method = RESIZE_METHODS[getattr(opt, 'resize_method', 'bicubic')]
     method = _PIL_METHODS.get(method, method)
     pre = opt.preprocess
     steps = []
@@ -138,6 +145,8 @@ def get_transform(opt, params=None, grayscale=False, method=Image.BICUBIC, conve
                              method=method))
     elif 'scale_shortside' in pre:
         steps.append(partial(_scale_shortside, target=opt.load_size, method=method))
+    elif 'shorter_side' in pre:
+        steps.append(partial(_shorter_side, target=opt.load_size, method=method))
     if 'zoom' in pre:
         factor = None if params is None else params['scale_factor']
         steps.append(partial(_zoom, crop_size=opt.crop_size, method=method, factor=factor))
@@ -196,7 +205,7 @@ def _too_small_message(img, seen, crop_size, preprocess):
     what = f"image {path}" if path else "an image"
     w, h = img.size
     after = "" if (w, h) == tuple(seen) else f" ({seen[0]}x{seen[1]} after resizing)"
-    if 'resize' in preprocess or 'scale_' in preprocess:
+    if 'resize' in preprocess or 'scale_' in preprocess or 'shorter_side' in preprocess:
         # the image was resized to (or, for scale_shortside, up to) --load_size
         fix = f"raise --load_size to {crop_size} or more"
     else:
@@ -230,6 +239,19 @@ def _scale_shortside(img, target, method):
         return img
     scale = target / short
     return img.resize((round(ow * scale), round(oh * scale)), method)
+
+
+def _shorter_side(img, target, method):
+    """Scale (up or down) so the shorter side is `target`, keeping the aspect ratio; the longer
+    side is truncated, as torchvision's Resize(int) that MUNIT's loaders use."""
+    ow, oh = img.size
+    if ow <= oh:
+        size = (target, int(target * oh / ow))
+    else:
+        size = (int(target * ow / oh), target)
+    if size == (ow, oh):
+        return img
+    return img.resize(size, method)
 
 
 def _zoom(img, crop_size, method, factor=None):

@@ -243,13 +243,22 @@ class BaseModel(SpeedOptions, Checkpointing, ImageSizeCheck, ABC):
 
     # ------------------------------------------------------------------ learning rate
     def update_learning_rate(self):
-        """Step every scheduler once (end of epoch) and print the new rate."""
+        """Step every per-epoch scheduler once (end of epoch) and print the new rate."""
         for scheduler in self.schedulers:
+            if getattr(scheduler, "per_iteration", False):
+                continue  # stepped by step_iteration_schedulers
             if self.opt.lr_policy == "plateau":
                 scheduler.step(self.metric)
             else:
                 scheduler.step()
         print(f"learning rate = {self.get_current_lr():.7f}")
+
+    def step_iteration_schedulers(self):
+        """Step the per-iteration schedulers (--lr_policy step_iter) once; train.py calls this
+        after every training step.  Nothing to do for the per-epoch policies."""
+        for scheduler in self.schedulers:
+            if getattr(scheduler, "per_iteration", False):
+                scheduler.step()
 
     def get_current_lr(self):
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else 0.0

@@ -12,8 +12,9 @@ from util.checkpoint import atomic_torch_save, load_into, strip_module_prefix
 from util.errors import UserError
 
 # Scheduler settings that come from options rather than from training progress: a resumed run
-# takes them from its own options (so --lr_decay_iters or --n_epochs may change on resume).
-_SCHEDULER_SETTINGS = ("step_size", "T_max")
+# takes them from its own options (so --lr_decay_iters, --lr_gamma or --n_epochs may change on
+# resume).
+_SCHEDULER_SETTINGS = ("step_size", "gamma", "T_max")
 
 
 def cpu_state_dict(net):

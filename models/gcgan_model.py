@@ -45,7 +45,8 @@ from .input_checks import check_identity_channels, check_non_negative
 from .one_sided_model import OneSidedGANModel
 
 # preprocess modes whose training images are crop_size x crop_size squares
-SQUARE_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shortside_and_crop")
+SQUARE_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shortside_and_crop",
+                     "shorter_side_and_crop")
 
 
 class GcGANModel(OneSidedGANModel):

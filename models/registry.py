@@ -9,6 +9,7 @@ from .cut_model import CUTModel
 from .cycle_gan_model import CycleGANModel
 from .distance_gan_model import DistanceGANModel
 from .gcgan_model import GcGANModel
+from .munit_model import MUNITModel
 from .sincut_model import SinCUTModel
 
 MODELS = {
@@ -16,6 +17,7 @@ MODELS = {
     "cycle_gan": CycleGANModel,
     "distance_gan": DistanceGANModel,  # --self_distance: SelfDistance
     "gcgan": GcGANModel,
+    "munit": MUNITModel,  # multimodal: a style code (test.py / translate.py --n_styles)
     "sincut": SinCUTModel,
 }
 

@@ -1,7 +1,13 @@
-"""Learning-rate policies, stepped once per epoch (spec 5.10)."""
+"""Learning-rate policies (spec 5.10): stepped once per epoch, except the per-iteration ones.
+
+    linear, step, plateau, cosine   stepped at the end of every epoch (BaseModel.update_learning_rate)
+    step_iter                       stepped at the end of every iteration (training step), for
+                                    schedules counted in iterations, as MUNIT's
+"""
 from torch.optim import lr_scheduler
 
-LR_POLICIES = ("linear", "step", "plateau", "cosine")
+LR_POLICIES = ("linear", "step", "plateau", "cosine", "step_iter")
+PER_ITERATION_POLICIES = ("step_iter",)
 
 
 def linear_lr_factor(epoch, n_epochs, n_epochs_decay):
@@ -13,6 +19,18 @@ def linear_lr_factor(epoch, n_epochs, n_epochs_decay):
     return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
 
 
+def step_iter_lr_factor(iterations_done, step_size, gamma):
+    """LR multiplier of the iteration that follows `iterations_done` completed ones, under
+    --lr_policy step_iter: gamma ** (k // step_size) for the k-th iteration (1-based).
+
+    This is MUNIT's schedule: the authors' StepLR(step_size, gamma) is stepped at the START of
+    every iteration, so their k-th iteration already runs at gamma ** (k // step_size) (the
+    first halving at iteration 100,000, not 100,001).  Stepping at the end of each iteration
+    with this factor gives the same rates without stepping a scheduler before its optimizer.
+    """
+    return gamma ** ((iterations_done + 1) // step_size)
+
+
 def get_scheduler(optimizer, opt):
     """Build the scheduler for --lr_policy; `opt` supplies epoch_count, n_epochs, ... ."""
     if opt.lr_policy == "linear":
@@ -22,7 +40,17 @@ def get_scheduler(optimizer, opt):
             return linear_lr_factor(e + opt.epoch_count, opt.n_epochs, opt.n_epochs_decay)
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
     if opt.lr_policy == "step":
-        return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
+        return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters,
+                                   gamma=getattr(opt, "lr_gamma", 0.1))
+    if opt.lr_policy == "step_iter":
+        # LambdaLR passes the number of completed scheduler steps = completed iterations.
+        step_size, gamma = opt.lr_decay_iters, getattr(opt, "lr_gamma", 0.1)
+
+        def factor(done):
+            return step_iter_lr_factor(done, step_size, gamma)
+        scheduler = lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
+        scheduler.per_iteration = True  # BaseModel steps it after every iteration, not epoch
+        return scheduler
     if opt.lr_policy == "plateau":
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2,
                                               threshold=0.01, patience=5)

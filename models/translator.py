@@ -12,6 +12,15 @@ one line naming the options that probably differ.
 
 Unlike test.py (spec 12), nothing is resized to 256x256: the image is padded by reflection to a
 multiple of what the generator needs, translated, and cropped back.
+
+Models with a style code (MUNIT, DRIT) translate with several networks; for their checkpoint
+folders `load_translator` returns a `StyleTranslator`, built by `load_test_model` from the run's
+train_opt.json:
+
+    translate = load_translator("checkpoints/h2z_munit")
+    zebra = translate(horse)                      # one random style (seeded: reproducible)
+    zebras = translate(horse, n_styles=3)         # a list of 3 images, 3 random styles
+    zebra = translate(horse, style_ref=zebra_ref) # the style of a target-domain image (or path)
 """
 import argparse
 import json
@@ -24,7 +33,7 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from data.base_dataset import POWER_BASE
-from data.image_io import convert_image
+from data.image_io import convert_image, load_image
 from util.checkpoint import load_state_dict_file
 from util.errors import UserError
 from util.monitor import echo
@@ -198,15 +207,30 @@ def load_test_model(folder, device=None, epoch="latest"):
 
 
 def load_translator(path, device=None, load_size=None, tile=None, tile_overlap=32, amp=False,
-                    **overrides):
-    """A `Translator` for the generator checkpoint `path` (a *_net_G*.pth file or its folder).
+                    seed=None, **overrides):
+    """A `Translator` for the generator checkpoint `path` (a *_net_G*.pth file or its folder),
+    or a `StyleTranslator` for the checkpoint folder of a model with a style code (MUNIT, DRIT;
+    a file of it, e.g. <folder>/5_net_G_A.pth, picks that epoch).
 
     device: "cpu", "cuda", "cuda:N" (default: cuda when available).  load_size, tile,
-    tile_overlap, amp: see Translator.  overrides: generator options (ARCH_DEFAULTS' names).
+    tile_overlap, amp: see Translator.  seed: the random style codes of a StyleTranslator
+    (default DEFAULT_STYLE_SEED).  overrides: generator options (ARCH_DEFAULTS' names).
     """
+    styled = find_style_checkpoint(path)
+    if styled is not None:
+        folder, epoch, name = styled
+        if overrides:
+            raise UserError(f"generator options ({', '.join(sorted(overrides))}) do not apply to "
+                            f"--model {name}: it is rebuilt from {folder}/train_opt.json")
+        model = load_test_model(folder, device, epoch)
+        return StyleTranslator(model, load_size=load_size, tile=tile, tile_overlap=tile_overlap,
+                               amp=amp, seed=seed)
     path = find_generator_file(path)
     device = resolve_device(device)
     state_dict = load_state_dict_file(path)
+    if any(key.startswith("enc_style.") for key in state_dict):
+        raise UserError(f"{path} is one auto-encoder of a model with a style code (MUNIT); pass "
+                        "the checkpoint folder of its training run, with its train_opt.json")
     arch, source = read_architecture(path, overrides)
     net = build_generator(arch)
     load_weights(net, state_dict, arch, path, source)
@@ -310,3 +334,223 @@ def _padded(side, multiple):
 def _resize(x, size):
     """Bicubic resize of a B x C x H x W tensor, antialiased when shrinking (like PIL)."""
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+
+
+# ---------------------------------------------------------------- models with a style code
+# The interface (MUNIT, DRIT): a model with a style code has
+#     style_dim                              int > 0
+#     random_styles(count, generator=None)   (count, style_dim) ~ N(0, I) on model.device
+#     style_of(images)                       (B, style_dim): styles of target-domain images
+#     translate_with_styles(images, styles)  (B, C, H, W) in [-1, 1]: A -> B, one style per image
+# and may set `size_multiple` (what its input sides must be multiples of; default 4).
+STYLE_METHODS = ("random_styles", "style_of", "translate_with_styles")
+DEFAULT_STYLE_SEED = 10  # the default --seed of the authors' MUNIT test.py
+_EPOCH_OF_FILE = re.compile(r"^(.+)_net_[A-Za-z0-9_]+\.pth$")
+
+
+def has_style_code(model):
+    """Whether a model (instance or class) translates with style codes."""
+    return all(callable(getattr(model, name, None)) for name in STYLE_METHODS)
+
+
+def style_model_names():
+    return sorted(name for name, cls in MODELS.items() if has_style_code(cls))
+
+
+def check_style_options(model_name, n_styles=None, style_ref=None, prefix="--"):
+    """One-line errors for --n_styles / --style_ref (`prefix` "" names the keywords instead)."""
+    if n_styles is None and style_ref is None:
+        return
+    n_flag, ref_flag = f"{prefix}n_styles", f"{prefix}style_ref"
+    if not has_style_code(MODELS.get(model_name)):
+        raise UserError(f"--model {model_name} has no style code; {n_flag} and {ref_flag} work "
+                        f"with {' and '.join(style_model_names())}")
+    if n_styles is not None and style_ref is not None:
+        raise UserError(f"give {n_flag} or {ref_flag}, not both (a reference image gives one style)")
+    if n_styles is not None and (isinstance(n_styles, bool) or not isinstance(n_styles, int)
+                                 or n_styles < 1):
+        raise UserError(f"{n_flag} must be a positive number of styles (got {n_styles})")
+    if isinstance(style_ref, (str, os.PathLike)) and not os.path.isfile(style_ref):
+        raise UserError(f"{ref_flag} {style_ref}: file not found (give a target-domain image)")
+
+
+def find_style_checkpoint(path):
+    """(folder, epoch, model name) when `path` is the checkpoint folder, or a network file in it,
+    of a run whose train_opt.json names a model with a style code; else None."""
+    if not os.path.exists(path):
+        return None  # find_generator_file / load_state_dict_file name the missing file
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    json_path = os.path.join(folder, "train_opt.json")
+    if not os.path.isfile(json_path):
+        return None
+    try:
+        with open(json_path) as f:
+            name = json.load(f).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None  # read_architecture reports a broken file
+    if not has_style_code(MODELS.get(name)):
+        return None
+    epoch = "latest"
+    if not os.path.isdir(path):
+        match = _EPOCH_OF_FILE.match(os.path.basename(path))
+        if match is None:
+            raise UserError(f"{path} is not a network file (<epoch>_net_<name>.pth) of the "
+                            f"--model {name} run in {folder}; pass the folder")
+        epoch = match.group(1)
+    return folder, epoch, name
+
+
+class StyleTranslator:
+    """Callable translator of a model with a style code (see the interface above).
+
+        translate(image)                    one image: a random style (from `generator`)
+        translate(image, n_styles=K)        a list of K images, K random styles
+        translate(image, style_ref=ref)     one image in the style of `ref` (PIL image, path, or
+                                            a 1 x C x H x W tensor in [-1, 1]; a target-domain image)
+        translate(image, styles=codes)      a list, one image per row of codes (K, style_dim)
+
+    `image` is a PIL image (outputs: PIL RGB images of its size) or a B x C x H x W tensor in
+    [-1, 1] (outputs: tensors; random styles are drawn per image, image by image).  Random
+    styles come from a CPU torch.Generator seeded with `seed` (DEFAULT_STYLE_SEED): the same
+    codes on any device, a new one for every draw; pass `generator=` to a call to use another.
+    Inputs are padded by reflection to a multiple of the model's `size_multiple` (and at least
+    MIN_SIDE), translated, and cropped back, as Translator does; load_size, tile, tile_overlap
+    and amp as there (the reference image is scaled by load_size too, as the authors' test.py
+    resizes it).
+    """
+
+    def __init__(self, model, load_size=None, tile=None, tile_overlap=32, amp=False, seed=None):
+        self.model = model
+        self.device = model.device
+        self.style_dim = model.style_dim
+        self.input_nc, self.output_nc = model.opt.input_nc, model.opt.output_nc
+        self.multiple = max(POWER_BASE, getattr(model, "size_multiple", POWER_BASE))
+        if amp and self.device.type != "cuda":
+            echo("notice: --amp only applies on CUDA; translating in float32 on the CPU")
+            amp = False
+        self.amp = amp
+        if load_size is not None and load_size < 1:
+            raise UserError(f"load_size must be a positive number of pixels (got {load_size})")
+        if tile is not None:
+            if tile < MIN_SIDE or tile % self.multiple:
+                raise UserError(f"tile {tile} must be a multiple of {self.multiple} and at least "
+                                f"{MIN_SIDE}")
+            if not 0 <= tile_overlap < tile:
+                raise UserError(f"tile_overlap must be in [0, tile) (got {tile_overlap})")
+        self.load_size, self.tile, self.tile_overlap = load_size, tile, tile_overlap
+        self.generator = torch.Generator().manual_seed(DEFAULT_STYLE_SEED if seed is None else seed)
+
+    # -- style codes
+    def random_styles(self, count, generator=None):
+        """(count, style_dim) codes drawn from `generator` (default: this translator's)."""
+        return self.model.random_styles(count, self.generator if generator is None else generator)
+
+    @torch.no_grad()
+    def style_of(self, reference):
+        """(1, style_dim): the style of a target-domain image (PIL image, path or tensor)."""
+        if isinstance(reference, (str, os.PathLike)):
+            reference = load_image(reference, self.output_nc)  # the loader's reader (EXIF, modes)
+        if isinstance(reference, Image.Image):
+            reference = TF.to_tensor(convert_image(reference, self.output_nc)).sub(0.5).div(0.5)[None]
+        if not isinstance(reference, torch.Tensor) or reference.dim() != 4 or \
+                reference.shape[:2] != (1, self.output_nc):
+            raise UserError(f"style_ref must be a PIL image, a path or a 1 x {self.output_nc} x H x W "
+                            "tensor of the target domain")
+        x = reference.to(self.device, torch.float32)
+        if self.load_size is not None:
+            x = _resize(x, _scaled_size(x, self.load_size))
+        if min(x.shape[-2:]) < MIN_SIDE:
+            raise UserError(f"the style reference is {x.shape[-1]}x{x.shape[-2]} pixels; it needs "
+                            f"at least {MIN_SIDE} on each side")
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            return self.model.style_of(x).float()
+
+    # -- translation
+    def __call__(self, image, n_styles=None, style_ref=None, styles=None, generator=None):
+        given = [k for k, v in (("n_styles", n_styles), ("style_ref", style_ref), ("styles", styles))
+                 if v is not None]
+        if len(given) > 1:
+            raise UserError(f"give one of n_styles, style_ref and styles (got {' and '.join(given)})")
+        check_style_options(self.model.opt.model, n_styles, style_ref if isinstance(
+            style_ref, (str, os.PathLike)) else None, prefix="")
+        if isinstance(image, Image.Image):
+            outputs = self.translate_images([image], n_styles, style_ref, styles, generator)[0]
+            return outputs if n_styles is not None or styles is not None else outputs[0]
+        if not isinstance(image, torch.Tensor):
+            raise TypeError(f"expected a PIL image or a B x C x H x W tensor, got {type(image).__name__}")
+        batch = image.shape[0] if image.dim() == 4 else 0
+        codes = self._codes(batch, n_styles, style_ref, styles, generator)
+        outputs = [self.translate_tensor(image, codes[:, j]) for j in range(codes.shape[1])]
+        return outputs if n_styles is not None or styles is not None else outputs[0]
+
+    def _codes(self, batch, n_styles, style_ref, styles, generator):
+        """(batch, K, style_dim): K codes per image."""
+        if style_ref is not None:
+            return self.style_of(style_ref).expand(batch, 1, self.style_dim)
+        if styles is not None:
+            styles = torch.as_tensor(styles, dtype=torch.float32).to(self.device)
+            if styles.dim() != 2 or styles.shape[1] != self.style_dim:
+                raise UserError(f"styles must be a K x {self.style_dim} tensor (got shape "
+                                f"{tuple(styles.shape)})")
+            return styles[None].expand(batch, -1, -1)
+        count = 1 if n_styles is None else n_styles
+        # image by image, so an image's codes do not depend on the batch it came in
+        return self.random_styles(batch * count, generator).view(batch, count, self.style_dim)
+
+    def translate_images(self, images, n_styles=None, style_ref=None, styles=None, generator=None,
+                         codes=None):
+        """PIL images of one size -> for each, a list of PIL RGB images (one per style).
+        `codes` (len(images), K, style_dim) overrides the other style arguments."""
+        batch = torch.stack([TF.to_tensor(convert_image(im, self.input_nc)).sub(0.5).div(0.5)
+                             for im in images])
+        if codes is None:
+            codes = self._codes(len(images), n_styles, style_ref, styles, generator)
+        outs = [self.translate_tensor(batch, codes[:, j]) for j in range(codes.shape[1])]
+        return [[Image.fromarray(tensor2im(out[i:i + 1])) for out in outs]
+                for i in range(len(images))]
+
+    @torch.no_grad()
+    def translate_tensor(self, x, styles):
+        """x (B, input_nc, H, W) in [-1, 1], styles (B, style_dim) -> (B, output_nc, H, W)."""
+        if x.dim() != 4 or x.shape[1] != self.input_nc:
+            raise UserError(f"expected a B x {self.input_nc} x H x W tensor, got shape "
+                            f"{tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        y = x.to(self.device, torch.float32)
+        styles = styles.to(self.device)
+        if self.load_size is not None:
+            y = _resize(y, _scaled_size(y, self.load_size))
+        ph = _padded(y.shape[-2], self.multiple) - y.shape[-2]
+        pw = _padded(y.shape[-1], self.multiple) - y.shape[-1]
+        if ph or pw:
+            mode = "reflect" if ph < y.shape[-2] and pw < y.shape[-1] else "replicate"
+            padded = F.pad(y, (0, pw, 0, ph), mode=mode)
+        else:
+            padded = y
+
+        def forward(tile):
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                return self.model.translate_with_styles(tile, styles)
+        out = run_tiled(forward, padded, self.tile, self.tile_overlap) if self.tile else forward(padded)
+        out = out[:, :, :y.shape[-2], :y.shape[-1]].float()
+        if self.load_size is not None:
+            out = _resize(out, (height, width))
+        return out.clamp(-1.0, 1.0).to(x.device)
+
+
+def _scaled_size(x, load_size):
+    """(height, width) of x scaled so that its shorter side is load_size."""
+    height, width = x.shape[-2:]
+    scale = load_size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def side_by_side(images):
+    """One RGB strip of PIL images of one height, left to right."""
+    images = [im.convert("RGB") for im in images]
+    strip = Image.new("RGB", (sum(im.width for im in images), max(im.height for im in images)))
+    x = 0
+    for im in images:
+        strip.paste(im, (x, 0))
+        x += im.width
+    return strip

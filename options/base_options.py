@@ -101,7 +101,10 @@ class BaseOptions:
         p.add_argument("--preprocess", type=str, default="resize_and_crop",
                        help="scaling and cropping of images at load time [resize_and_crop | crop | "
                             "scale_width | scale_width_and_crop | scale_shortside | "
-                            "scale_shortside_and_crop | none]")
+                            "scale_shortside_and_crop | shorter_side | shorter_side_and_crop | none]; "
+                            "scale_shortside only enlarges, shorter_side scales up or down")
+        p.add_argument("--resize_method", type=str, default="bicubic", choices=("bicubic", "bilinear"),
+                       help="interpolation of the resizing steps of --preprocess (MUNIT: bilinear)")
         p.add_argument("--no_flip", action="store_true",
                        help="if specified, do not flip the images for data augmentation")
         p.add_argument("--display_winsize", type=int, default=256, help="display window size for both visdom and HTML")

@@ -66,7 +66,11 @@ class TrainOptions(BaseOptions):
         p.add_argument("--pool_size", type=int, default=50,
                        help="the size of the image buffer that stores previously generated images")
         p.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICIES, help="learning rate policy")
-        p.add_argument("--lr_decay_iters", type=int, default=50, help="multiply by a gamma every lr_decay_iters epochs")
+        p.add_argument("--lr_decay_iters", type=int, default=50,
+                       help="step policies: multiply the rate by --lr_gamma every this many epochs "
+                            "(step) or iterations (step_iter)")
+        p.add_argument("--lr_gamma", type=float, default=0.1,
+                       help="the factor of the step policies (the original's step policy: 0.1)")
         # evaluation and monitoring
         p.add_argument("--eval_freq", type=int, default=0,
                        help="every this many epochs, translate the test split and compute FID/KID "
@@ -125,6 +129,9 @@ class TrainOptions(BaseOptions):
             raise UserError(f"--epoch_count {opt.epoch_count} is outside 1..{total} (n_epochs + n_epochs_decay)")
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive (got {opt.lr})")
+        if opt.lr_policy in ("step", "step_iter") and (opt.lr_decay_iters < 1 or opt.lr_gamma <= 0):
+            raise UserError(f"--lr_policy {opt.lr_policy} needs --lr_decay_iters >= 1 and "
+                            f"--lr_gamma > 0 (got {opt.lr_decay_iters} and {opt.lr_gamma})")
         if opt.eval_freq < 0 or opt.eval_num_test < 2:
             raise UserError(f"--eval_freq must be 0 (off) or positive and --eval_num_test at least 2 "
                             f"(got {opt.eval_freq} and {opt.eval_num_test})")
