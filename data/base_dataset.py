@@ -25,10 +25,15 @@ from util.errors import UserError
 
 # Values offered to users; any string containing one of PREPROCESS_STEPS also works.
 PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop',
-                    'scale_shortside', 'scale_shortside_and_crop', 'none')
-PREPROCESS_STEPS = ('fixsize', 'resize', 'scale_width', 'scale_shortside', 'zoom', 'crop',
-                    'patch', 'trim')
+                    'scale_shortside', 'scale_shortside_and_crop', 'resize_shortside_and_crop',
+                    'none')
+PREPROCESS_STEPS = ('fixsize', 'resize', 'resize_shortside', 'scale_width', 'scale_shortside',
+                    'zoom', 'crop', 'patch', 'trim')
 POWER_BASE = 4  # the generator halves the size twice, so sides must be multiples of 4
+
+# --resize_filter: the PIL filter of every resize step (datasets may still pass their own).
+RESIZE_FILTERS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR, 'nearest': Image.NEAREST,
+                  'lanczos': Image.LANCZOS, 'box': Image.BOX, 'hamming': Image.HAMMING}
 
 _PIL_METHODS = {
     InterpolationMode.NEAREST: Image.NEAREST, InterpolationMode.BILINEAR: Image.BILINEAR,
@@ -99,7 +104,9 @@ def check_preprocess_options(opt):
                         f"must be positive")
     if 'crop' not in pre:
         return
-    if 'resize' in pre:
+    if 'resize_shortside' in pre:
+        smallest, what = opt.load_size, f"resized to a shorter side of {opt.load_size}"
+    elif 'resize' in pre:
         height, width = _resize_hw(opt)
         smallest, what = min(height, width), f"resized to {width}x{height}"
     elif 'scale_width' in pre:
@@ -114,13 +121,16 @@ def check_preprocess_options(opt):
                         f"lower --crop_size or raise --load_size")
 
 
-def get_transform(opt, params=None, grayscale=False, method=Image.BICUBIC, convert=True):
+def get_transform(opt, params=None, grayscale=False, method=None, convert=True):
     """Build the preprocessing pipeline (spec 8.3): PIL image -> tensor in [-1, 1] (CxHxW).
 
     `params` fixes the random choices for datasets that draw them themselves: 'size' (height,
     width) for fixsize, 'scale_factor' (fx, fy) for zoom, 'crop_pos' (x, y), 'patch_index' and
-    'flip' (bool).  `method` is a PIL resampling filter or a torchvision InterpolationMode.
+    'flip' (bool).  `method` is a PIL resampling filter or a torchvision InterpolationMode;
+    None takes --resize_filter (bicubic, as the original, when opt has none).
     """
+    if method is None:
+        method = RESIZE_FILTERS[getattr(opt, 'resize_filter', 'bicubic')]
     method = _PIL_METHODS.get(method, method)
     pre = opt.preprocess
     steps = []
@@ -131,7 +141,9 @@ def get_transform(opt, params=None, grayscale=False, method=Image.BICUBIC, conve
             raise UserError(f"--preprocess {pre}: 'fixsize' needs a dataset that supplies the size; "
                             f"choose from: {', '.join(PREPROCESS_MODES)}")
         steps.append(partial(_resize, size=params['size'], method=method))
-    if 'resize' in pre:
+    if 'resize_shortside' in pre:
+        steps.append(partial(_resize_shortside, target=opt.load_size, method=method))
+    elif 'resize' in pre:
         steps.append(partial(_resize, size=_resize_hw(opt), method=method))
     elif 'scale_width' in pre:
         steps.append(partial(_scale_width, target_width=opt.load_size, crop_size=opt.crop_size,
@@ -220,6 +232,18 @@ def _scale_width(img, target_width, crop_size, method):
         return img
     height = int(max(target_width * oh / ow, crop_size))
     return img.resize((target_width, height), method)
+
+
+def _resize_shortside(img, target, method):
+    """Scale up or down so that the shorter side is `target`, keeping the aspect ratio; the
+    longer side is truncated to an integer (torchvision's Resize(int), and its older Scale that
+    DistanceGAN's loader calls)."""
+    ow, oh = img.size
+    if min(ow, oh) == target:
+        return img
+    if ow < oh:
+        return img.resize((target, int(target * oh / ow)), method)
+    return img.resize((int(target * ow / oh), target), method)
 
 
 def _scale_shortside(img, target, method):
