@@ -16,10 +16,11 @@ def linear_lr_factor(epoch, n_epochs, n_epochs_decay, rule="linear"):
       linear_2017   1 - max(0, e - n - 1) / d: the 2017 CycleGAN code in DistanceGAN, which
                     subtracts lr/d after each epoch beyond n.  Epoch n + 1 still runs at the
                     full rate, the last at 1/d.
-    (e = epoch, n = n_epochs, d = n_epochs_decay.)
+    (e = epoch, n = n_epochs, d = n_epochs_decay.)  GcGAN's factor would turn negative after the
+    last epoch (what the scheduler shows once the run is over); it stops at 0.
     """
     if rule == "linear_gcgan":
-        return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+        return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
     if rule == "linear_2017":
         return 1.0 - max(0, epoch - n_epochs - 1) / float(n_epochs_decay) if n_epochs_decay else 1.0
     return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)

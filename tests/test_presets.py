@@ -203,6 +203,7 @@ def test_init_bias_and_affine_instance_norms():
 ])
 def test_linear_learning_rate_rules(rule, factors):
     assert [linear_lr_factor(e, 3, 2, rule) for e in range(1, 6)] == pytest.approx(factors)
+    assert linear_lr_factor(6, 3, 2, rule) >= 0  # after the run, not below 0
     opt = data_opt("x", lr_policy=rule, n_epochs=3, n_epochs_decay=2, epoch_count=1)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     scheduler = get_scheduler(optimizer, opt)
