@@ -25,13 +25,16 @@ from util.errors import UserError
 
 # Values offered to users; any string containing one of PREPROCESS_STEPS also works.
 PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop',
-                    'scale_shortside', 'scale_shortside_and_crop', 'shorter_side',
-                    'shorter_side_and_crop', 'none')
-PREPROCESS_STEPS = ('fixsize', 'resize', 'scale_width', 'scale_shortside', 'shorter_side', 'zoom',
-                    'crop', 'patch', 'trim')
+                    'scale_shortside', 'scale_shortside_and_crop', 'resize_shortside',
+                    'resize_shortside_and_crop', 'none')
+PREPROCESS_STEPS = ('fixsize', 'resize', 'resize_shortside', 'scale_width', 'scale_shortside',
+                    'zoom', 'crop', 'patch', 'trim')
 POWER_BASE = 4  # the generator halves the size twice, so sides must be multiples of 4
 
-RESIZE_METHODS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}  # --resize_method
+# --resize_filter: the PIL filter of every resize step (datasets may still pass their own).
+RESIZE_FILTERS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR, 'nearest': Image.NEAREST,
+                  'lanczos': Image.LANCZOS, 'box': Image.BOX, 'hamming': Image.HAMMING}
+
 _PIL_METHODS = {
     InterpolationMode.NEAREST: Image.NEAREST, InterpolationMode.BILINEAR: Image.BILINEAR,
     InterpolationMode.BICUBIC: Image.BICUBIC, InterpolationMode.LANCZOS: Image.LANCZOS,
@@ -101,13 +104,13 @@ def check_preprocess_options(opt):
                         f"must be positive")
     if 'crop' not in pre:
         return
-    if 'resize' in pre:
+    if 'resize_shortside' in pre:
+        smallest, what = opt.load_size, f"resized to a shorter side of {opt.load_size}"
+    elif 'resize' in pre:
         height, width = _resize_hw(opt)
         smallest, what = min(height, width), f"resized to {width}x{height}"
     elif 'scale_width' in pre:
         smallest, what = opt.load_size, f"scaled to width {opt.load_size}"
-    elif 'shorter_side' in pre:
-        smallest, what = opt.load_size, f"scaled to a shorter side of {opt.load_size}"
     else:
         # plain 'crop', and scale_shortside (which never shrinks): the size depends on each
         # image, checked when cropping
@@ -124,10 +127,10 @@ def get_transform(opt, params=None, grayscale=False, method=None, convert=True):
     `params` fixes the random choices for datasets that draw them themselves: 'size' (height,
     width) for fixsize, 'scale_factor' (fx, fy) for zoom, 'crop_pos' (x, y), 'patch_index' and
     'flip' (bool).  `method` is a PIL resampling filter or a torchvision InterpolationMode;
-    None: --resize_method (bicubic unless set, as the original).
+    None takes --resize_filter (bicubic, as the original, when opt has none).
     """
     if method is None:
-        method = RESIZE_METHODS[getattr(opt, 'resize_method', 'bicubic')]
+        method = RESIZE_FILTERS[getattr(opt, 'resize_filter', 'bicubic')]
     method = _PIL_METHODS.get(method, method)
     pre = opt.preprocess
     steps = []
@@ -138,15 +141,15 @@ def get_transform(opt, params=None, grayscale=False, method=None, convert=True):
             raise UserError(f"--preprocess {pre}: 'fixsize' needs a dataset that supplies the size; "
                             f"choose from: {', '.join(PREPROCESS_MODES)}")
         steps.append(partial(_resize, size=params['size'], method=method))
-    if 'resize' in pre:
+    if 'resize_shortside' in pre:
+        steps.append(partial(_resize_shortside, target=opt.load_size, method=method))
+    elif 'resize' in pre:
         steps.append(partial(_resize, size=_resize_hw(opt), method=method))
     elif 'scale_width' in pre:
         steps.append(partial(_scale_width, target_width=opt.load_size, crop_size=opt.crop_size,
                              method=method))
     elif 'scale_shortside' in pre:
         steps.append(partial(_scale_shortside, target=opt.load_size, method=method))
-    elif 'shorter_side' in pre:
-        steps.append(partial(_shorter_side, target=opt.load_size, method=method))
     if 'zoom' in pre:
         factor = None if params is None else params['scale_factor']
         steps.append(partial(_zoom, crop_size=opt.crop_size, method=method, factor=factor))
@@ -205,7 +208,7 @@ def _too_small_message(img, seen, crop_size, preprocess):
     what = f"image {path}" if path else "an image"
     w, h = img.size
     after = "" if (w, h) == tuple(seen) else f" ({seen[0]}x{seen[1]} after resizing)"
-    if 'resize' in preprocess or 'scale_' in preprocess or 'shorter_side' in preprocess:
+    if 'resize' in preprocess or 'scale_' in preprocess:
         # the image was resized to (or, for scale_shortside, up to) --load_size
         fix = f"raise --load_size to {crop_size} or more"
     else:
@@ -231,6 +234,18 @@ def _scale_width(img, target_width, crop_size, method):
     return img.resize((target_width, height), method)
 
 
+def _resize_shortside(img, target, method):
+    """Scale up or down so that the shorter side is `target`, keeping the aspect ratio; the
+    longer side is truncated to an integer (torchvision's Resize(int), and its older Scale that
+    DistanceGAN's loader calls)."""
+    ow, oh = img.size
+    if min(ow, oh) == target:
+        return img
+    if ow < oh:
+        return img.resize((target, int(target * oh / ow)), method)
+    return img.resize((int(target * ow / oh), target), method)
+
+
 def _scale_shortside(img, target, method):
     """Upscale so the short side is `target`; never downscale."""
     ow, oh = img.size
@@ -239,19 +254,6 @@ def _scale_shortside(img, target, method):
         return img
     scale = target / short
     return img.resize((round(ow * scale), round(oh * scale)), method)
-
-
-def _shorter_side(img, target, method):
-    """Scale (up or down) so the shorter side is `target`, keeping the aspect ratio; the longer
-    side is truncated, as torchvision's Resize(int) that MUNIT's loaders use."""
-    ow, oh = img.size
-    if ow <= oh:
-        size = (target, int(target * oh / ow))
-    else:
-        size = (int(target * ow / oh), target)
-    if size == (ow, oh):
-        return img
-    return img.resize(size, method)
 
 
 def _zoom(img, crop_size, method, factor=None):

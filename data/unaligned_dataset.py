@@ -46,12 +46,15 @@ class UnalignedDataset(BaseDataset):
         return f"{self.dir_A} ({self.A_size} images) and {self.dir_B} ({self.B_size} images)"
 
     def _transform(self, channels):
-        # Fine-tuning switch (Q11): during the decay epochs (current_epoch > n_epochs) resize
-        # straight to crop_size, so resize_and_crop no longer crops (flips stay).  Built per
-        # item, as the original, so the current epoch and options are always respected.
+        # Fine-tuning switch (Q11) of CUT's loader: during the decay epochs (current_epoch >
+        # n_epochs) resize straight to crop_size, so resize_and_crop no longer crops (flips
+        # stay).  --crop_in_decay_epochs keeps cropping instead, as the CycleGAN, DistanceGAN
+        # and GcGAN loaders.  Built per item, as the original, so the current epoch and options
+        # are always respected.
         opt = self.opt
         n_epochs = getattr(opt, 'n_epochs', None)
-        if opt.isTrain and n_epochs is not None and self.current_epoch > n_epochs:
+        if (opt.isTrain and n_epochs is not None and self.current_epoch > n_epochs
+                and not getattr(opt, 'crop_in_decay_epochs', False)):
             opt = copy.copy(opt)  # never mutate the shared options
             opt.load_size = opt.crop_size
         return get_transform(opt, grayscale=(channels == 1))

@@ -150,6 +150,7 @@ class CUTModel(BaseModel):
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG,
                                       not opt.no_dropout, opt.init_type, opt.init_gain,
                                       opt.no_antialias, opt.no_antialias_up, self.gpu_ids,
+                                      padding_type=opt.padding_type, init_bias=opt.init_bias,
                                       resolution=resolution,
                                       num_downsampling=opt.stylegan2_G_num_downsampling)
         num_layers = self.netG.num_layers
@@ -163,7 +164,7 @@ class CUTModel(BaseModel):
         self.netF = networks.define_F(opt.netF, opt.init_type, opt.init_gain, opt.netF_nc, self.gpu_ids)
         self.netD = networks.define_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.normD,
                                       opt.init_type, opt.init_gain, opt.no_antialias, self.gpu_ids,
-                                      resolution=resolution)
+                                      init_bias=opt.init_bias, resolution=resolution)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.criterionNCE = [PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
                              for _ in self.nce_layers]

@@ -26,6 +26,7 @@ from .base_model import BaseModel
 from .input_checks import check_identity_channels, check_non_negative, check_single_folder
 from .image_pool import ImagePool
 from .losses import GANLoss, cycle_consistency_loss, discriminator_loss, identity_loss
+from .presets import apply_preset
 
 # The original hard-codes Adam's second moment for CycleGAN (CUT reads --beta2); so do we, and
 # refuse another --beta2 rather than silently ignore it.
@@ -39,8 +40,9 @@ class CycleGANModel(BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        # No default changes, as the original: pool_size stays 50, gan_mode lsgan, and the shared
-        # network options keep this framework's defaults (xavier init, antialiased G and D).
+        # The authors' defaults (models/presets.py): normal init, strided and transposed
+        # convolutions, 100 + 100 epochs, the same random crop in every epoch.
+        apply_preset(parser, is_train, "cycle_gan")
         if is_train:
             parser.add_argument("--lambda_A", type=float, default=10.0,
                                 help="weight for cycle loss (A -> B -> A)")
@@ -77,7 +79,8 @@ class CycleGANModel(BaseModel):
         def generator(input_nc, output_nc):
             return networks.define_G(input_nc, output_nc, opt.ngf, opt.netG, opt.normG,
                                      not opt.no_dropout, opt.init_type, opt.init_gain,
-                                     opt.no_antialias, opt.no_antialias_up, self.gpu_ids)
+                                     opt.no_antialias, opt.no_antialias_up, self.gpu_ids,
+                                     padding_type=opt.padding_type, init_bias=opt.init_bias)
 
         self.netG_A = generator(opt.input_nc, opt.output_nc)
         self.netG_B = generator(opt.output_nc, opt.input_nc)
@@ -87,7 +90,8 @@ class CycleGANModel(BaseModel):
 
         def discriminator(input_nc):
             return networks.define_D(input_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.normD,
-                                     opt.init_type, opt.init_gain, opt.no_antialias, self.gpu_ids)
+                                     opt.init_type, opt.init_gain, opt.no_antialias, self.gpu_ids,
+                                     init_bias=opt.init_bias)
 
         self.netD_A = discriminator(opt.output_nc)  # D_Y: is this B image real?
         self.netD_B = discriminator(opt.input_nc)  # D_X: is this A image real?

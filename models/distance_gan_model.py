@@ -1,45 +1,54 @@
 """DistanceGAN and SelfDistance (Benaim and Wolf, "One-Sided Unsupervised Domain Mapping",
 NeurIPS 2017), one-sided A -> B, one of the CUT paper's baselines (its Table 1).
 
-Sources: the paper (sections 3-4) and the authors' code, github.com/sagiebenaim/DistanceGAN:
-cyclegan_based_models/distance_gan_model.py and cyclegan_based_options/train_options.py (the
-horse2zebra setup, built on the CycleGAN code).  Read for facts only; written from scratch here.
+Sources: the paper (sections 3-4) and the authors' CycleGAN-based code,
+github.com/sagiebenaim/DistanceGAN: cyclegan_arch/distance_gan_model.py, gan_model.py,
+networks.py, cyclegan_arch_options/{base,train}_options.py, data/unaligned_data_loader.py and
+train.py (the horse2zebra setup).  Read for facts only; written from scratch here.
 
 Paper name -> code name:
     G_AB                          netG (A -> B), D_B: netD
     L_GAN(G_AB, D_B)              loss_G_GAN (generator side), loss_D (discriminator side, halved)
     L_distance (Eq. 4)            loss_distance (pairs of the batch)
-    L_self-distance (Eq. 6)       loss_distance with --self_distance (halves of each image)
+    L_self-distance (Eq. 6)       loss_distance with --self_distance (halves of the batch)
     mu_A, sigma_A, mu_B, sigma_B  distance_stats, estimated before training (setup)
-Objective (one-sided, A_to_B): L_GAN + lambda_distance * L_distance, lambda_distance = 1.
+Objective (one-sided, the code's --A_to_B): L_GAN + lambda_distance * L_distance, lambda 1.
+
+Preset (models/presets.py): the code's defaults, batch 2, the shorter side scaled to 286
+(bilinear) and a random 256 crop, 100 + 100 epochs with the 2017 CycleGAN learning-rate rule,
+and its generator: zero padding, InstanceNorm with affine parameters, N(0, 0.02) weights with
+PyTorch's own biases, strided and transposed convolutions.
 
 Choices (paper vs code, and where this framework differs):
   * Distances are mean absolute differences (L1 divided by the number of elements), as the
-    code; the paper writes plain L1 norms.  Scaling by the image size makes mu and sigma
-    independent of the crop size; after standardisation the loss is the same.
-  * mu and sigma are estimated once, before training, over --max_items (900, the code's default)
-    training images per domain, after the training preprocessing (random crop and flip), as the
-    code (which reads its first 900 loader batches; with its batch size 1 these are images).  We
-    draw the images by a fixed seed and restore every RNG afterwards, so the estimate does not
-    shift the training run's random numbers; the population std, as the code.  They are saved in
-    latest_state.pth, so --continue_train reuses them rather than re-estimating.
-  * The pairwise loss averages over all pairs i < j of the batch, as the code; a batch of one has
-    no pair, so --batch_size must be 2 or more (the code divides by zero).
+    code; the paper writes plain L1 norms.  After standardisation the loss is the same.
+  * mu and sigma (--distance_level batch, the code): the code reads loader batches of its
+    --batchSize and takes distances between whole batches (models/losses/distance.py), over every
+    training batch up to --max_items (900) batches per domain, i.e. the whole training set unless
+    it has more than 900 batches (1,800 images at batch 2).  We do the same with a fixed draw
+    (seeded shuffle, the training crop and flip) that leaves the run's random numbers untouched,
+    keeping the images as 8-bit pixels (one byte per value: 354 MB per domain for 1,800 crops of
+    256 px); the population std, as the code.  They are saved in latest_state.pth, so
+    --continue_train reuses them.  --distance_level image takes single images instead (the
+    paper's wording), and the per-image self-distance.
+  * The pairwise loss averages over all pairs i < j of the batch, image against image, as the
+    code; a batch of one has no pair, so --batch_size must be 2 or more.
   * SelfDistance: the paper splits an image into left and right halves, the code into top and
-    bottom (it chunks the height); we follow the code by default, --self_distance_halves
-    left_right gives the paper's.  The code computes one distance over the whole batch; we take
-    one per image and average (the same for its batch size 1).  Odd sizes drop the middle row.
-  * No identity or cycle term: the code's one-sided horse2zebra setup (--A_to_B) trains
-    GAN + distance only (--use_cycle_loss is off by default, and it has no identity term).
-  * GAN: lsgan (the code's default), a pool of 50 generated images for D, D's loss halved, Adam
-    (0.5, 0.999), lr 0.0002, G step then D step: all as the code (the CycleGAN settings).  The
-    networks are the framework's (CUT-style antialiased ResNet G, PatchGAN D, xavier init); the
-    code uses CycleGAN's (normal init, strided convolutions): --no_antialias --no_antialias_up
-    --init_type normal gives those.
+    bottom (it chunks the height); we follow the code, --self_distance_halves left_right gives
+    the paper's.  One distance for the whole batch, as the code.  Odd sizes drop the middle row
+    (the code crashes there).
+  * No identity or cycle term and one direction: the code's --A_to_B mode (its default trains
+    both directions, each with its distance loss; --use_cycle_loss is off by default).
+  * GAN: lsgan, a pool of 50 generated images for D, D's loss halved, Adam (0.5, 0.999), lr
+    0.0002, G step then D step: all as the code.
+  * Data: the code flips each loader batch, A and B together, with Python's random; we flip each
+    image on its own (torch's RNG), as the CycleGAN and CUT loaders, and pick the B images at
+    random rather than from a second shuffled loader.
 """
 import os
 import random
 
+import numpy as np
 import torch
 
 from data.base_dataset import domain_channels, get_transform
@@ -50,9 +59,10 @@ from util.runtime import get_rng_state, set_rng_state
 from util.util import str2bool
 
 from .losses import discriminator_loss, distance_loss, distance_statistics, self_distance_loss
-from .losses.distance import SPLITS
+from .losses.distance import LEVELS, SPLITS
 from .input_checks import check_non_negative
 from .one_sided_model import OneSidedGANModel
+from .presets import apply_preset
 
 STATS_SEED = 0  # which images (and crops) estimate mu and sigma: fixed, so resumes agree
 
@@ -71,12 +81,19 @@ class DistanceGANModel(OneSidedGANModel):
         parser.add_argument("--self_distance_halves", type=str, default="top_bottom", choices=SPLITS,
                             help="which halves --self_distance compares: top_bottom (the authors' "
                                  "code) or left_right (the paper)")
+        apply_preset(parser, is_train, "distance_gan")
         if is_train:
             parser.add_argument("--lambda_distance", type=float, default=1.0,
-                                help="weight for the distance loss")
+                                help="weight for the distance loss (the code's --lambda_distance_A)")
+            parser.add_argument("--distance_level", type=str, default="batch", choices=LEVELS,
+                                help="batch (the code): mu and sigma are those of distances between "
+                                     "whole batches of --batch_size images, and the self-distance "
+                                     "is one distance for the whole batch; image: single images "
+                                     "(the paper's wording)")
             parser.add_argument("--max_items", type=int, default=900,
-                                help="training images per domain used to estimate the mean and std "
-                                     "of distances, before training")
+                                help="at most this many batches (single images with "
+                                     "--distance_level image) per domain estimate the mean and std "
+                                     "of distances before training, as the code's --max_items")
             parser.add_argument("--unnormalized_distances", action="store_true",
                                 help="use raw distances (no mean/std standardisation)")
         return parser
@@ -90,7 +107,7 @@ class DistanceGANModel(OneSidedGANModel):
                             "which works with one image")
         if not opt.unnormalized_distances and opt.max_items < 2:
             raise UserError(f"--max_items {opt.max_items}: the mean and std of distances need at "
-                            "least 2 images per domain; raise it or pass --unnormalized_distances")
+                            "least 2 batches per domain; raise it or pass --unnormalized_distances")
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -108,8 +125,13 @@ class DistanceGANModel(OneSidedGANModel):
         if self.isTrain and self.distance_stats is None:
             self.distance_stats = self.estimate_distance_stats()
 
+    def stats_group(self):
+        """How many images one distance of the statistics covers: a batch (the code) or one."""
+        return self.opt.batch_size if self.opt.distance_level == "batch" else 1
+
     def estimate_distance_stats(self):
-        """mu and sigma of each domain's distances over up to --max_items training images."""
+        """mu and sigma of each domain's distances over its training set (at most --max_items
+        groups of stats_group() images), with the training crop and flip."""
         opt = self.opt
         phase_dirs = {"A": os.path.join(opt.dataroot, opt.phase + "A"),
                       "B": os.path.join(opt.dataroot, opt.phase + "B")}
@@ -117,6 +139,7 @@ class DistanceGANModel(OneSidedGANModel):
         if opt.direction == "BtoA":  # the model's A side reads the B folder
             phase_dirs = {"A": phase_dirs["B"], "B": phase_dirs["A"]}
             nc = {"A": nc["B"], "B": nc["A"]}
+        group = self.stats_group()
         saved_rng = get_rng_state()
         stats = {}
         try:
@@ -124,29 +147,32 @@ class DistanceGANModel(OneSidedGANModel):
             picker = random.Random(STATS_SEED)
             for side, folder in phase_dirs.items():
                 paths = sorted(make_dataset(folder, opt.max_dataset_size))
-                if len(paths) < 2:
+                if len(paths) < 2 * group:
                     raise UserError(f"{folder} holds {len(paths)} image(s): DistanceGAN's mean and std "
-                                    "of distances need at least 2 per domain; add images or pass "
-                                    "--unnormalized_distances")
-                paths = picker.sample(paths, min(opt.max_items, len(paths)))
-                transform = get_transform(opt, grayscale=(nc[side] == 1))
-                images = [transform(load_image(path, nc[side])) for path in paths]
-                if len({tuple(image.shape) for image in images}) > 1:
-                    raise UserError(f"the images in {folder} have different sizes after "
-                                    f"--preprocess {opt.preprocess}; DistanceGAN compares images of "
-                                    "one size: use --preprocess resize_and_crop or crop")
-                mean, std = distance_statistics(torch.stack(images).to(self.device), opt.self_distance,
-                                                opt.self_distance_halves)
+                                    f"of distances need at least 2 batches of {group} per domain; "
+                                    "add images, lower --batch_size or pass --unnormalized_distances")
+                picker.shuffle(paths)  # the loader's shuffled order; full groups only, as the code
+                paths = paths[:min(opt.max_items, len(paths) // group) * group]
+                images = load_uint8(paths, get_transform(opt, grayscale=(nc[side] == 1), convert=False),
+                                    nc[side], folder, opt.preprocess)
+                mean, std = distance_statistics(images, group, opt.self_distance,
+                                                opt.self_distance_halves, decode=self.decode_uint8)
                 if not std > 0:
                     raise UserError(f"the distances between the images of {folder} do not vary "
                                     "(std 0), so they cannot be standardised; add different images "
                                     "or pass --unnormalized_distances")
                 stats[side] = (mean, std)
                 print(f"distance statistics of {folder} ({len(paths)} images, "
+                      f"{len(paths) // group} batches of {group}, "
                       f"{'self' if opt.self_distance else 'pairwise'}): mean {mean:.6f}, std {std:.6f}")
         finally:
             set_rng_state(saved_rng)
         return stats
+
+    def decode_uint8(self, pixels):
+        """8-bit pixels (N, C, H, W) -> the loader's float images in [-1, 1], bit for bit
+        (ToTensor divides by 255, then (x - 0.5) / 0.5), on the model's device."""
+        return (pixels.to(self.device).float().div(255) - 0.5) / 0.5
 
     def training_state(self):
         """BaseModel's state (networks, optimizers, schedulers, image pool) plus mu and sigma."""
@@ -167,7 +193,7 @@ class DistanceGANModel(OneSidedGANModel):
         stats_A, stats_B = self.distance_stats["A"], self.distance_stats["B"]
         if self.opt.self_distance:
             distance = self_distance_loss(self.real_A, self.fake_B, stats_A, stats_B,
-                                          self.opt.self_distance_halves)
+                                          self.opt.self_distance_halves, self.opt.distance_level)
         else:
             distance = distance_loss(self.real_A, self.fake_B, stats_A, stats_B)
         self.loss_distance = distance * self.opt.lambda_distance
@@ -179,3 +205,17 @@ class DistanceGANModel(OneSidedGANModel):
         fake_B = self.image_pools["fake_B"].query(self.fake_B)
         self.loss_D = discriminator_loss(self.criterionGAN, self.netD, self.real_B, fake_B)
         return self.loss_D
+
+
+def load_uint8(paths, transform, channels, folder, preprocess):
+    """The images at `paths` through `transform` (ending in a PIL image), as one uint8 tensor
+    (N, C, H, W): a quarter of the float32 memory."""
+    arrays = []
+    for path in paths:
+        array = np.asarray(transform(load_image(path, channels)), dtype=np.uint8)
+        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    if len({a.shape for a in arrays}) > 1:
+        raise UserError(f"the images in {folder} have different sizes after --preprocess "
+                        f"{preprocess}; DistanceGAN compares images of one size: use --preprocess "
+                        "resize_and_crop or crop")
+    return torch.from_numpy(np.stack(arrays))

@@ -2,25 +2,35 @@
 Unsupervised Domain Mapping", CVPR 2019), one-sided A -> B, one of the CUT paper's baselines.
 
 Sources: the paper (section 3, Eq. 1-5) and the authors' code, github.com/hufu6371/GcGAN:
-models/gc_gan_share_model.py (one generator shared by x and f(x), the model of the paper) and
-options/train_options.py (defaults).  Read for facts only; written from scratch here.
+models/gc_gan_cross_model.py (two generators, G_XY for x and G_X~Y~ for f(x): what its README
+trains horse2zebra and winter/summer with), models/gc_gan_share_model.py (one generator for both:
+its Cityscapes script train_gcgan.sh), options/*.py and models/networks.py (defaults).  Read for
+facts only; written from scratch here.
 
 Paper name -> code name:
     f (rot or vf)                  --geometry; models/losses/geometry.py
-    G_XY = G_X~Y~ (shared)         netG
-    D_Y, D_Y~                      netD (judges G(x)), netD_gc (judges G(f(x)) against f(y))
+    G_XY                           netG
+    G_X~Y~                         netG_gc (--gcgan_variant cross), netG itself (shared)
+    D_Y, D_Y~                      netD (judges G_XY(x)), netD_gc (judges G_X~Y~(f(x)) against f(y))
     L_GAN(G_XY, D_Y)               loss_G_GAN;    loss_D (discriminator side, halved)
     L_GAN(G_X~Y~, D_Y~)            loss_G_GAN_gc; loss_D_gc
     L_geo (Eq. 4)                  loss_gc
-    identity (CycleGAN's)          loss_idt (|G(y) - y|), loss_idt_gc (|G(f(y)) - f(y)|)
+    identity (CycleGAN's)          loss_idt (|G_XY(y) - y|), loss_idt_gc (|G_X~Y~(f(y)) - f(y)|)
 Objective (Eq. 5, with the code's weights):
     lambda_GAN * (L_GAN + L_GAN_gc) + lambda_AB * lambda_gc * L_geo
     + lambda_AB * lambda_identity * (L_idt + L_idt_gc),
     lambda_GAN 1, lambda_AB 10, lambda_gc 2 (L_geo weighted 20), lambda_identity 0.5 (5).
 
+Preset (models/presets.py): the code's defaults, batch 8, images resized to 288 and cropped to
+256, 100 + 100 epochs with the code's learning-rate rule (the decay starts an epoch early, the
+last epoch at lr 0), CycleGAN's networks (strided and transposed convolutions) initialised
+xavier-normal with gain 0.02 and PyTorch's own biases, no dropout (its scripts' --no_dropout).
+--gcgan_variant cross (the default, as the authors' two-domain photo sets) or shared (their
+Cityscapes setting; scripts/cityscapes.sh passes it).
+
 Choices (paper vs code, and where this framework differs):
-  * L_geo is one undetached L1 term, G(x) against f^-1(G(f(x))); the code sums two terms whose
-    targets are detached, which has the same gradient at twice the value (see
+  * L_geo is one undetached L1 term, G_XY(x) against f^-1(G_X~Y~(f(x))); the code sums two
+    terms whose targets are detached, which has the same gradient at twice the value (see
     models/losses/geometry.py): our logged `gc` is half the code's `Gc`, training is the same.
   * --lambda_identity is the code's --identity (0.5 by default; its cityscapes script uses 0.3),
     named as this framework's CycleGAN option, relative to lambda_AB in the same way.  The
@@ -30,10 +40,10 @@ Choices (paper vs code, and where this framework differs):
     the image upside down (reversed rows).  rot needs square images, which the code assumes
     (it reads --fineSize for both sides); we check the options and each batch.
   * GAN: lsgan (the code's default), two pools of 50 generated images (one per D), each D's loss
-    halved, one Adam (0.5, 0.999) for G and one for both Ds, lr 0.0002, G step then D step, as
-    the code.  The networks are the framework's (CUT-style antialiased ResNet G, PatchGAN D,
-    xavier init); the code uses CycleGAN's (normal init, strided convolutions): --no_antialias
-    --no_antialias_up --init_type normal gives those.
+    halved, one Adam (0.5, 0.999) for the generator(s) and one for both Ds, lr 0.0002, G step
+    then D step, as the code.
+  * The cross variant saves G_gc's own weights as <epoch>_net_G_gc.pth (the code's save() writes
+    G_XY's weights under G_gc_AB's name, so its resumed cross runs restart G_gc from G_XY).
   * test.py translates with G only (real_A -> fake_B), like the other models; the code's test also
     shows G(f(x)).
 """
@@ -43,10 +53,12 @@ from .losses import GEOMETRIES, discriminator_loss, geometry_consistency_loss, g
 from .losses.cycle import identity_loss
 from .input_checks import check_identity_channels, check_non_negative
 from .one_sided_model import OneSidedGANModel
+from .presets import apply_preset
 
 # preprocess modes whose training images are crop_size x crop_size squares
 SQUARE_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shortside_and_crop",
-                     "shorter_side_and_crop")
+                     "resize_shortside_and_crop")
+VARIANTS = ("cross", "shared")  # --gcgan_variant
 
 
 class GcGANModel(OneSidedGANModel):
@@ -61,6 +73,11 @@ class GcGANModel(OneSidedGANModel):
         parser.add_argument("--geometry", type=str, default="rot", choices=GEOMETRIES,
                             help="the geometric transformation f: rot (90 degrees clockwise; needs "
                                  "square images) or vf (vertical flip)")
+        parser.add_argument("--gcgan_variant", type=str, default="cross", choices=VARIANTS,
+                            help="cross: a second generator G_gc translates f(x) (the authors' "
+                                 "gc_gan_cross, their horse2zebra setting); shared: G translates "
+                                 "x and f(x) (gc_gan_share, their Cityscapes setting)")
+        apply_preset(parser, is_train, "gcgan")
         if is_train:
             parser.add_argument("--lambda_GAN", type=float, default=1.0,
                                 help="weight for both GAN losses (the code's lambda_G)")
@@ -83,6 +100,10 @@ class GcGANModel(OneSidedGANModel):
                             "(square --crop_size crops) or --geometry vf")
         check_identity_channels(opt, "G")
 
+    @staticmethod
+    def extra_generator_names(opt):
+        return ("G_gc",) if opt.gcgan_variant == "cross" else ()
+
     def __init__(self, opt):
         super().__init__(opt)
         self.loss_names = ["G_GAN", "G_GAN_gc", "gc", "idt", "idt_gc", "G", "D", "D_gc"]
@@ -93,9 +114,14 @@ class GcGANModel(OneSidedGANModel):
                 self.visual_names += ["idt_B"]
 
     # ------------------------------------------------------------------ one step
+    def generator_gc(self):
+        """G_X~Y~, the generator of the transformed images: G_gc (cross) or G itself (shared)."""
+        return getattr(self, "netG_gc", self.netG)
+
     def size_check_chains(self):
-        chains_A = [("G", "D"), ("G", "D_gc")]
-        chains_B = [("D",), ("D_gc",)] + ([("G",)] if self.use_identity else [])
+        gc = self.generator_names[-1]  # G_gc or G
+        chains_A = [("G", "D"), (gc, "D_gc")]
+        chains_B = [("D",), ("D_gc",)] + ([("G",), (gc,)] if self.use_identity else [])
         return chains_A, chains_B
 
     def set_input(self, data):
@@ -110,11 +136,11 @@ class GcGANModel(OneSidedGANModel):
                                     "--geometry vf")
 
     def forward(self):
-        """fake_B = G(x); in training also fake_gc_B = G(f(x)) (separate passes, as the code)."""
+        """fake_B = G(x); in training also fake_gc_B = G_gc(f(x)) (separate passes, as the code)."""
         self.fake_B = self.netG(self.real_A)
         if self.isTrain:
             self.real_gc_A = geometry_transform(self.real_A, self.opt.geometry)
-            self.fake_gc_B = self.netG(self.real_gc_A)
+            self.fake_gc_B = self.generator_gc()(self.real_gc_A)
 
     # ------------------------------------------------------------------ losses
     def compute_G_loss(self):
@@ -129,7 +155,7 @@ class GcGANModel(OneSidedGANModel):
             real_gc_B = geometry_transform(self.real_B, opt.geometry)
             self.idt_B = self.netG(self.real_B)
             self.loss_idt = identity_loss(self.idt_B, self.real_B, weight)
-            self.loss_idt_gc = identity_loss(self.netG(real_gc_B), real_gc_B, weight)
+            self.loss_idt_gc = identity_loss(self.generator_gc()(real_gc_B), real_gc_B, weight)
         else:
             self.loss_idt = self.loss_idt_gc = 0.0
         self.loss_G = (self.loss_G_GAN + self.loss_G_GAN_gc + self.loss_gc

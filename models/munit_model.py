@@ -42,7 +42,7 @@ from .networks.munit import AdaINGen, MsImageDis
 # (max(|A|, |B|), our epoch) = 1,000,500 iterations; other data sets: --n_epochs 1e6 / that size.
 MUNIT_DEFAULTS = dict(
     ngf=64, ndf=64, init_type="kaiming", gan_mode="lsgan",
-    preprocess="shorter_side_and_crop", resize_method="bilinear", load_size=256, crop_size=256,
+    preprocess="resize_shortside_and_crop", resize_filter="bilinear", load_size=256, crop_size=256,
 )
 MUNIT_TRAIN_DEFAULTS = dict(
     batch_size=1, lr=1e-4, beta1=0.5, beta2=0.999,
@@ -50,7 +50,7 @@ MUNIT_TRAIN_DEFAULTS = dict(
     n_epochs=750, n_epochs_decay=0,
 )
 # At test time the authors resize the shorter side to 256 and do not crop.
-MUNIT_TEST_DEFAULTS = dict(preprocess="shorter_side")
+MUNIT_TEST_DEFAULTS = dict(preprocess="resize_shortside")
 DISCRIMINATOR_INIT_STD = 0.02  # both Ds are re-initialised N(0, 0.02) ("gaussian") after kaiming
 
 

@@ -1,10 +1,11 @@
 """OneSidedGANModel: what the one-sided baselines of the CUT paper share (DistanceGAN, GcGAN).
 
-One generator G: A -> B (netG, the framework's ResNet generator by default), PatchGAN
-discriminator(s) on B images, an image pool per discriminator (--pool_size 50, as CycleGAN and
-both authors' codes, which are built on the CycleGAN code base), and the CycleGAN step order:
-G step with the discriminators frozen, then D step, one Adam for G and one for all Ds, each
-NaN-guarded.  Subclasses add their options and losses (compute_G_loss, compute_D_loss).
+One generator G: A -> B (netG, a ResNet generator; GcGAN's cross variant trains a second, G_gc,
+for the transformed images), PatchGAN discriminator(s) on B images, an image pool per
+discriminator (--pool_size 50, as CycleGAN and both authors' codes, which are built on the
+CycleGAN code base), and the CycleGAN step order: G step with the discriminators frozen, then D
+step, one Adam for the generator(s) and one for all Ds, each NaN-guarded.  Subclasses add their
+options, presets (models/presets.py) and losses (compute_G_loss, compute_D_loss).
 """
 import itertools
 from abc import abstractmethod
@@ -49,27 +50,44 @@ class OneSidedGANModel(BaseModel):
         super().__init__(opt)
         self.visual_names = ["real_A", "fake_B", "real_B"]
         self.discriminator_names = ("D",) + self.EXTRA_DISCRIMINATORS
-        self.model_names = ["G"] + (list(self.discriminator_names) if self.isTrain else [])
-        self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG,
-                                      not opt.no_dropout, opt.init_type, opt.init_gain,
-                                      opt.no_antialias, opt.no_antialias_up, self.gpu_ids)
+        # test.py needs G only; training may build more (GcGAN's cross variant: G_gc)
+        self.generator_names = ("G",) + (self.extra_generator_names(opt) if self.isTrain else ())
+        self.model_names = list(self.generator_names) + (list(self.discriminator_names)
+                                                         if self.isTrain else [])
+        for name in self.generator_names:  # in this order, then the Ds: the authors' draw order
+            setattr(self, "net" + name, self.generator())
         self.real_A = self.real_B = None
         if not self.isTrain:
             return
         for name in self.discriminator_names:
             setattr(self, "net" + name, networks.define_D(
                 opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.normD, opt.init_type,
-                opt.init_gain, opt.no_antialias, self.gpu_ids))
+                opt.init_gain, opt.no_antialias, self.gpu_ids, init_bias=opt.init_bias))
         # one pool of generated images per discriminator, named after the images it holds
         self.image_pools = {self.pool_name(name): ImagePool(opt.pool_size)
                             for name in self.discriminator_names}
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         betas = (opt.beta1, opt.beta2)
-        self.optimizer_G = self.adam(self.netG.parameters(), betas=betas)
+        self.optimizer_G = self.adam(
+            itertools.chain(*(getattr(self, "net" + name).parameters() for name in self.generator_names)),
+            betas=betas)
         self.optimizer_D = self.adam(
             itertools.chain(*(self.discriminator(name).parameters() for name in self.discriminator_names)),
             betas=betas)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    @staticmethod
+    def extra_generator_names(opt):
+        """Names of generators besides G that training builds (each `net<name>`, A -> B)."""
+        return ()
+
+    def generator(self):
+        """A new A -> B generator built from the options (GcGAN's cross variant builds two)."""
+        opt = self.opt
+        return networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG,
+                                 not opt.no_dropout, opt.init_type, opt.init_gain,
+                                 opt.no_antialias, opt.no_antialias_up, self.gpu_ids,
+                                 padding_type=opt.padding_type, init_bias=opt.init_bias)
 
     @staticmethod
     def pool_name(discriminator_name):

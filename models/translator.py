@@ -48,8 +48,8 @@ from .sincut_model import SINCUT_DEFAULTS
 # The options that shape a generator, with the original's defaults (spec 2.2).
 # stylegan_resolution is R = stylegan_resolution(load_size, crop_size) of the training run.
 ARCH_DEFAULTS = dict(model="cut", netG="resnet_9blocks", ngf=64, normG="instance", no_dropout=True,
-                     no_antialias=False, no_antialias_up=False, input_nc=3, output_nc=3,
-                     stylegan_resolution=256, stylegan2_G_num_downsampling=1)
+                     no_antialias=False, no_antialias_up=False, padding_type="reflect",
+                     input_nc=3, output_nc=3, stylegan_resolution=256, stylegan2_G_num_downsampling=1)
 OPTION_FILES = ("train_opt.json", "test_opt.json")  # written by options.save_options
 MIN_SIDE = 16  # a resnet G needs >= 2 pixels at its 1/4-size bottleneck; pad tiny images up
 _CYCLE_GAN_FILE = re.compile(r"_net_G_([AB])\.pth$")
@@ -126,6 +126,7 @@ def build_generator(arch):
     return networks.define_G(arch["input_nc"], arch["output_nc"], arch["ngf"], arch["netG"],
                              arch["normG"], not arch["no_dropout"], "xavier", 0.02,
                              arch["no_antialias"], arch["no_antialias_up"],
+                             padding_type=arch["padding_type"],
                              resolution=arch["stylegan_resolution"],
                              num_downsampling=arch["stylegan2_G_num_downsampling"])
 

@@ -15,9 +15,10 @@ import sys
 
 import data
 import models
+from data.base_dataset import RESIZE_FILTERS
 from models.losses import GAN_MODES
-from models.networks import DISCRIMINATORS, GENERATORS, PATCH_SAMPLERS
-from models.networks.init import INIT_TYPES
+from models.networks import DISCRIMINATORS, GENERATORS, PADDING_TYPES, PATCH_SAMPLERS
+from models.networks.init import INIT_BIASES, INIT_TYPES
 from models.networks.layers import NORMS
 from util.errors import UserError
 from util.runtime import parse_gpu_ids, resolve_gpu_ids
@@ -80,12 +81,19 @@ class BaseOptions:
         p.add_argument("--init_type", type=str, default="xavier", choices=sorted(INIT_TYPES), help="network initialization")
         p.add_argument("--init_gain", type=float, default=0.02,
                        help="scaling factor for normal, xavier and orthogonal")
+        p.add_argument("--init_bias", type=str, default="zero", choices=INIT_BIASES,
+                       help="conv and linear biases at initialisation: zero (CUT, CycleGAN) or "
+                            "default (PyTorch's own, as the GcGAN and DistanceGAN codes)")
         p.add_argument("--no_dropout", type=str2bool, nargs="?", const=True, default=True,
                        help="no dropout for the generator (default True; '--no_dropout False' enables it)")
-        p.add_argument("--no_antialias", action="store_true",
+        # True/False values (not plain switches) so that '--no_antialias False' can undo a preset
+        p.add_argument("--no_antialias", type=str2bool, nargs="?", const=True, default=False,
                        help="use strided conv instead of anti-aliased downsampling (G and D)")
-        p.add_argument("--no_antialias_up", action="store_true",
+        p.add_argument("--no_antialias_up", type=str2bool, nargs="?", const=True, default=False,
                        help="use transposed conv instead of anti-aliased upsampling (G)")
+        p.add_argument("--padding_type", type=str, default="reflect", choices=PADDING_TYPES,
+                       help="padding of the ResNet generator's convolutions: reflect (CUT, "
+                            "CycleGAN) or zero (DistanceGAN: every conv pads with zeros)")
         # dataset
         p.add_argument("--dataset_mode", type=str, default="unaligned", choices=sorted(data.DATASETS),
                        help="chooses how datasets are loaded")
@@ -101,12 +109,13 @@ class BaseOptions:
         p.add_argument("--preprocess", type=str, default="resize_and_crop",
                        help="scaling and cropping of images at load time [resize_and_crop | crop | "
                             "scale_width | scale_width_and_crop | scale_shortside | "
-                            "scale_shortside_and_crop | shorter_side | shorter_side_and_crop | none]; "
-                            "scale_shortside only enlarges, shorter_side scales up or down")
-        p.add_argument("--resize_method", type=str, default="bicubic", choices=("bicubic", "bilinear"),
-                       help="interpolation of the resizing steps of --preprocess (MUNIT: bilinear)")
+                            "scale_shortside_and_crop | resize_shortside | resize_shortside_and_crop | none]; "
+                            "scale_shortside only enlarges, resize_shortside scales up or down")
         p.add_argument("--no_flip", action="store_true",
                        help="if specified, do not flip the images for data augmentation")
+        p.add_argument("--resize_filter", type=str, default="bicubic", choices=sorted(RESIZE_FILTERS),
+                       help="resampling filter of the resize steps of --preprocess (CUT and "
+                            "CycleGAN: bicubic; DistanceGAN and MUNIT: bilinear)")
         p.add_argument("--display_winsize", type=int, default=256, help="display window size for both visdom and HTML")
         p.add_argument("--random_scale_max", type=float, default=3.0,
                        help="(used for single image translation) Randomly scale the image by at most this factor")

@@ -65,7 +65,18 @@ class TrainOptions(BaseOptions):
                        help="the type of GAN objective; vanilla is the cross-entropy of the original GAN paper")
         p.add_argument("--pool_size", type=int, default=50,
                        help="the size of the image buffer that stores previously generated images")
-        p.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICIES, help="learning rate policy")
+        p.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICIES,
+                       help="learning rate policy; linear: constant for --n_epochs, then down to "
+                            "1/(n_epochs_decay+1) in the last epoch (CUT, CycleGAN); "
+                            "linear_gcgan: the decay starts one epoch earlier and the last epoch "
+                            "runs at 0 (GcGAN's code); linear_2017: the first decay epoch still "
+                            "at the full rate, the last at 1/n_epochs_decay (the 2017 CycleGAN "
+                            "code in DistanceGAN); step_iter: --lr_gamma every --lr_decay_iters "
+                            "iterations (MUNIT)")
+        p.add_argument("--crop_in_decay_epochs", type=str2bool, nargs="?", const=True, default=False,
+                       help="keep --load_size (and so the random crop) in the decay epochs; "
+                            "False: images are resized straight to --crop_size there, as CUT's "
+                            "loader (CycleGAN's, DistanceGAN's and GcGAN's keep cropping)")
         p.add_argument("--lr_decay_iters", type=int, default=50,
                        help="step policies: multiply the rate by --lr_gamma every this many epochs "
                             "(step) or iterations (step_iter)")

@@ -4,7 +4,7 @@
 #   bash scripts/grumpifycat.sh train FastCUT    bash scripts/grumpifycat.sh test FastCUT
 # Extra flags are passed on, e.g. --gpu_ids 0,1 --batch_size 2 or --epoch 200.
 set -euo pipefail
-action=${1:?usage: $0 train|test CUT|FastCUT [flags]} mode=${2:-CUT}
+action=${1:?usage: $0 train|test CUT|FastCUT|CycleGAN|DistanceGAN|SelfDistance|GcGAN [flags]} mode=${2:-CUT}
 shift $(( $# < 2 ? $# : 2 ))
 phase=""; [ "$action" = test ] && phase="--phase train"
 exec bash "$(dirname "$0")/run_dataset.sh" "$action" "$mode" ./datasets/grumpifycat grumpifycat $phase "$@"

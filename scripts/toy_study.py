@@ -48,14 +48,15 @@ from util.errors import UserError, run_cli  # noqa: E402
 
 # The rows, in table order: name -> which of the paper's tables it mirrors, and the train.py
 # options that make it (also given to test.py, which needs the model and its architecture).
+# A baseline's --model brings its authors' defaults (models/presets.py: networks, batch size,
+# learning-rate rule); the budget below still sets the epochs, learning rate and image size.
 CUT = ["--model", "cut", "--CUT_mode", "CUT"]
 ROWS = {
     # Table 1: the baselines and the two methods.
     "CycleGAN": ("Table 1", ["--model", "cycle_gan"]),
-    # Pairwise distances need two images per batch: the smallest batch that has a pair.
-    "DistanceGAN": ("Table 1", ["--model", "distance_gan", "--batch_size", "2"]),
+    "DistanceGAN": ("Table 1", ["--model", "distance_gan"]),  # the preset's batch of 2
     "SelfDistance": ("Table 1", ["--model", "distance_gan", "--self_distance"]),
-    "GcGAN": ("Table 1", ["--model", "gcgan"]),
+    "GcGAN": ("Table 1", ["--model", "gcgan"]),  # cross variant, batch 8
     "CUT": ("Table 1", CUT),
     "FastCUT": ("Table 1", ["--model", "cut", "--CUT_mode", "FastCUT"]),
     # Table 2: CUT with one design choice changed.
@@ -139,8 +140,19 @@ def common_args(budget, paths, row_args):
              "--netG", budget["netG"], "--ngf", str(budget["ngf"])] + row_args)
 
 
-def batch_size(row_args):
-    return int(row_args[row_args.index("--batch_size") + 1]) if "--batch_size" in row_args else 1
+def resolved_batch_size(train_args):
+    """The batch size train.py takes from these arguments (a row's flag, or its model's preset):
+    TrainOptions parses them in a child process (this one never imports torch, see
+    registered_models)."""
+    code = ("import sys; from options.train_options import TrainOptions; "
+            "print('batch_size', TrainOptions(sys.argv[1:]).parse().batch_size)")
+    proc = subprocess.run([sys.executable, "-c", code] + train_args[1:], cwd=ROOT,
+                          capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines or not lines[-1].startswith("batch_size "):
+        raise UserError("cannot parse the row's options: "
+                        + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+    return int(lines[-1].split()[1])
 
 
 def seconds_per_iteration(checkpoint, batch):
@@ -160,8 +172,6 @@ def seconds_per_iteration(checkpoint, batch):
 def run_row(row, budget, seed, paths):
     """Train, test and time one row; returns its record (written to toy_row.json by the caller)."""
     _, row_args = ROWS[row]
-    batch = batch_size(row_args)
-    batches = budget["n_train"] // batch  # training drops the last partial batch
     epochs = budget["n_epochs"] + budget["n_epochs_decay"]
     for folder in (paths["checkpoint"], paths["results"]):  # the study owns toy_<row>/: start afresh
         shutil.rmtree(folder, ignore_errors=True)
@@ -171,6 +181,8 @@ def run_row(row, budget, seed, paths):
                   + FIXED_TRAIN_ARGS
                   + ["--seed", str(seed), "--max_dataset_size", str(budget["n_train"])]
                   + option_args({k: budget[k] for k in ("ndf", "n_epochs", "n_epochs_decay", "lr")}))
+    batch = resolved_batch_size(train_args)
+    batches = budget["n_train"] // batch  # training drops the last partial batch
     print(f"  train: {epochs} epoch(s) of {batches} iterations (batch size {batch}); "
           f"log {paths['train_log']}", flush=True)
     progress = TrainProgress(epochs, batches * batch)

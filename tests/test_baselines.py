@@ -65,7 +65,7 @@ def test_registered_with_the_authors_defaults(tmp_path):
     assert (opt.geometry, opt.lambda_GAN, opt.lambda_AB, opt.lambda_gc, opt.lambda_identity) == \
         ("rot", 1.0, 10.0, 2.0, 0.5)
     assert (opt.gan_mode, opt.pool_size) == ("lsgan", 50)
-    assert model.model_names == ["G", "D", "D_gc"]
+    assert model.model_names == ["G", "G_gc", "D", "D_gc"]  # the preset's cross variant
     assert sorted(model.image_pools) == ["fake_B", "fake_gc_B"]
     for name in ("distance_gan", "gcgan"):  # test.py builds and loads G only
         _, test_model = build(tmp_path, name, train=False)
@@ -73,10 +73,10 @@ def test_registered_with_the_authors_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("model,extra,needle", [
-    ("distance_gan", "", r"compares pairs of images of a batch, so it needs --batch_size 2 or more "
-                         r"\(got 1\); or pass --self_distance"),
-    ("distance_gan", "--batch_size 2 --max_items 1", r"--max_items 1: .* at least 2 images per domain"),
-    ("distance_gan", "--self_distance --max_items 0", r"at least 2 images per domain"),
+    ("distance_gan", "--batch_size 1", r"compares pairs of images of a batch, so it needs --batch_size "
+                                       r"2 or more \(got 1\); or pass --self_distance"),
+    ("distance_gan", "--batch_size 2 --max_items 1", r"--max_items 1: .* at least 2 batches per domain"),
+    ("distance_gan", "--self_distance --max_items 0", r"at least 2 batches per domain"),
     ("distance_gan", "--self_distance --lambda_distance -1", r"--lambda_distance must be 0 or more"),
     ("distance_gan", "--self_distance --dataset_mode single", r"--dataset_mode single has no B images"),
     ("gcgan", "--dataset_mode singleimage", r"use --dataset_mode unaligned \(got singleimage\)"),
@@ -226,20 +226,25 @@ def test_model_objectives_combine_the_terms_with_their_weights(tmp_path):
     assert model.loss_distance.item() == pytest.approx(3 * abs(d_A / 0.25 - d_B / 0.2))
     assert g == pytest.approx(model.loss_G_GAN.item() + model.loss_distance.item())
 
-    model = double_model(tmp_path, "gcgan_rot", "--lambda_AB 3 --lambda_gc 2 --lambda_identity 0.5 "
-                                                "--lambda_GAN 0.5")
-    model.forward()
-    g = float(model.compute_G_loss().detach())
-    unturned = torch.rot90(model.fake_gc_B.detach(), 1, (2, 3))  # anticlockwise undoes clockwise
-    assert model.loss_gc.item() == pytest.approx(6 * float((model.fake_B - unturned).abs().mean()))
-    real_B = model.real_B
-    assert model.loss_idt.item() == pytest.approx(1.5 * float((model.netG(real_B) - real_B).abs().mean()))
-    turned = torch.rot90(real_B, -1, (2, 3))
-    assert model.loss_idt_gc.item() == pytest.approx(1.5 * float((model.netG(turned) - turned).abs().mean()))
-    gan = 0.5 * float(((model.netD(model.fake_B) - 1) ** 2).mean())  # lsgan
-    assert model.loss_G_GAN.item() == pytest.approx(gan)
-    parts = [model.loss_G_GAN, model.loss_G_GAN_gc, model.loss_gc, model.loss_idt, model.loss_idt_gc]
-    assert g == pytest.approx(float(sum(parts)))
+    for variant in ("shared", "cross"):  # G(f(x)) and G(f(y)) by G itself, or by G_gc
+        model = double_model(tmp_path, "gcgan_rot", "--lambda_AB 3 --lambda_gc 2 --lambda_identity "
+                                                    f"0.5 --lambda_GAN 0.5 --gcgan_variant {variant}")
+        G_gc = model.netG_gc if variant == "cross" else model.netG
+        model.forward()
+        g = float(model.compute_G_loss().detach())
+        assert torch.equal(model.fake_gc_B, G_gc(torch.rot90(model.real_A, -1, (2, 3))))
+        unturned = torch.rot90(model.fake_gc_B.detach(), 1, (2, 3))  # anticlockwise undoes clockwise
+        assert model.loss_gc.item() == pytest.approx(6 * float((model.fake_B - unturned).abs().mean()))
+        real_B = model.real_B
+        assert model.loss_idt.item() == pytest.approx(1.5 * float((model.netG(real_B) - real_B).abs().mean()))
+        turned = torch.rot90(real_B, -1, (2, 3))
+        assert model.loss_idt_gc.item() == pytest.approx(1.5 * float((G_gc(turned) - turned).abs().mean()))
+        gan = 0.5 * float(((model.netD(model.fake_B) - 1) ** 2).mean())  # lsgan
+        assert model.loss_G_GAN.item() == pytest.approx(gan)
+        gan_gc = 0.5 * float(((model.netD_gc(model.fake_gc_B) - 1) ** 2).mean())
+        assert model.loss_G_GAN_gc.item() == pytest.approx(gan_gc)
+        parts = [model.loss_G_GAN, model.loss_G_GAN_gc, model.loss_gc, model.loss_idt, model.loss_idt_gc]
+        assert g == pytest.approx(float(sum(parts)))
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -284,7 +289,7 @@ def test_rot_refuses_a_non_square_batch_in_one_line(tmp_path):
 
 
 def test_distance_statistics_are_estimated_once_without_touching_the_rng(tmp_path):
-    root = make_unaligned(tmp_path / "data", splits=("train",), n_a=3, n_b=4, size=40)
+    root = make_unaligned(tmp_path / "data", splits=("train",), n_a=6, n_b=7, size=40)
     common = (f"--dataroot {root} --checkpoints_dir {tmp_path / 'ck'} --name s --model distance_gan "
               f"{SMALL} --load_size 36 --crop_size 32 --max_items 3")
     stats = []
@@ -304,8 +309,9 @@ def test_distance_statistics_are_estimated_once_without_touching_the_rng(tmp_pat
     write_images(tmp_path / "one" / "trainA", 1, 40, seed=0)
     write_images(tmp_path / "one" / "trainB", 2, 40, seed=1)
     opt = TrainOptions(f"{common} --self_distance --dataroot {tmp_path / 'one'}").parse()
-    with pytest.raises(UserError, match=r"trainA holds 1 image\(s\): .* at least 2 per domain; add "
-                                        r"images or pass --unnormalized_distances"):
+    with pytest.raises(UserError, match=r"trainA holds 1 image\(s\): .* at least 2 batches of 2 per "
+                                        r"domain; add images, lower --batch_size or pass "
+                                        r"--unnormalized_distances"):
         create_model(opt).setup(opt)
 
 
@@ -320,9 +326,9 @@ def test_translate_does_not_take_the_second_discriminator_for_a_generator(tmp_pa
 
 RUN = ("--ngf 4 --ndf 4 --load_size 36 --crop_size 32 --num_threads 0 --gpu_ids -1 --display_id 0 "
        "--print_freq 1 --display_freq 1 --n_epochs 1 --n_epochs_decay 1 --seed 1 --pool_size 2 "
-       "--save_epoch_freq 1 --save_latest_freq 3")
+       "--save_epoch_freq 1 --save_latest_freq 3 --batch_size 1")  # batch 1: 4 iterations an epoch
 E2E = {"self_distance": ("--model distance_gan --self_distance", ["G", "D"]),
-       "gcgan": ("--model gcgan", ["G", "D", "D_gc"])}
+       "gcgan": ("--model gcgan", ["G", "G_gc", "D", "D_gc"])}
 
 
 @pytest.fixture(scope="module")

@@ -380,8 +380,10 @@ def test_checkpoint_keys_are_the_cut_networks_keys(tmp_path):
     model.save_networks("latest")
     folder = tmp_path / "ck" / "m"
     assert sorted(os.listdir(folder)) == [f"latest_net_{n}.pth" for n in ("D_A", "D_B", "G_A", "G_B")]
+    # the preset's CycleGAN networks are CUT's without antialiasing (strided/transposed convs)
     cut_opt = TrainOptions(f"--dataroot {tmp_path / 'root'} --checkpoints_dir {tmp_path / 'ck2'} "
-                           "--name c --model cut --ngf 4 --ndf 4 --gpu_ids -1").parse()
+                           "--name c --model cut --ngf 4 --ndf 4 --gpu_ids -1 --no_antialias "
+                           "--no_antialias_up").parse()
     cut = create_model(cut_opt)
     for ours, theirs in (("G_A", cut.netG), ("G_B", cut.netG), ("D_A", cut.netD), ("D_B", cut.netD)):
         state = torch.load(folder / f"latest_net_{ours}.pth", weights_only=True)

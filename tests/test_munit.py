@@ -348,15 +348,15 @@ def test_preset_is_the_authors_config_and_flags_win(tmp_path):
     assert (opt.lr_policy, opt.lr_decay_iters, opt.lr_gamma) == ("step_iter", 100000, 0.5)
     assert (opt.gan_w, opt.recon_x_w, opt.recon_s_w, opt.recon_c_w, opt.recon_x_cyc_w, opt.vgg_w) == \
         (1, 10, 1, 1, 10, 0)
-    assert (opt.preprocess, opt.resize_method, opt.load_size, opt.crop_size) == \
-        ("shorter_side_and_crop", "bilinear", 256, 256)
+    assert (opt.preprocess, opt.resize_filter, opt.load_size, opt.crop_size) == \
+        ("resize_shortside_and_crop", "bilinear", 256, 256)
     assert (opt.n_epochs, opt.n_epochs_decay, opt.init_type, opt.gan_mode) == (750, 0, "kaiming", "lsgan")
     assert [g["weight_decay"] for o in model.optimizers for g in o.param_groups] == [1e-4, 1e-4]
     assert model.model_names == ["G_A", "G_B", "D_A", "D_B"] and model.style_dim == 3
     opt, _ = build(tmp_path, "--lr 0.5 --recon_x_cyc_w 0 --preprocess resize_and_crop")
     assert (opt.lr, opt.recon_x_cyc_w, opt.preprocess) == (0.5, 0, "resize_and_crop")
     test_opt, test_model = build(tmp_path, train=False)
-    assert (test_opt.preprocess, test_opt.load_size) == ("shorter_side", 256)
+    assert (test_opt.preprocess, test_opt.load_size) == ("resize_shortside", 256)
     assert test_model.model_names == ["G_A", "G_B"] and not hasattr(test_opt, "recon_x_w")
 
 
@@ -412,14 +412,14 @@ def test_image_sides_must_be_multiples_of_four(tmp_path):
         model.translate_with_styles(data["A"], model.random_styles(1))
 
 
-def test_shorter_side_preprocessing_scales_up_or_down_bilinear(tmp_path):
+def test_resize_shortside_preprocessing_scales_up_or_down_bilinear(tmp_path):
     from data.base_dataset import get_transform
     from conftest import data_opt
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 301, 3), dtype=np.uint8))
-    opt = data_opt(tmp_path, preprocess="shorter_side", load_size=100, resize_method="bilinear")
+    opt = data_opt(tmp_path, preprocess="resize_shortside", load_size=100, resize_filter="bilinear")
     out = get_transform(opt)(image)
     assert out.shape == (3, 100, 152)  # 100 x int(150.5) = 150, then rounded to a multiple of 4
-    opt = data_opt(tmp_path, preprocess="shorter_side", load_size=400, resize_method="bilinear")
+    opt = data_opt(tmp_path, preprocess="resize_shortside", load_size=400, resize_filter="bilinear")
     expected = image.resize((int(400 * 301 / 200), 400), Image.BILINEAR)  # 602 x 400, upscaled
     got = get_transform(opt, convert=False)(image)
     # then to a multiple of 4: 602 / 4 = 150.5 rounds (half to even) to 150

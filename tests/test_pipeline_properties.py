@@ -80,7 +80,7 @@ def promised_hw(pre, w, h, load, crop):
         if not pre.endswith('crop'):
             return p2(h), p2(w)
         return (p2(crop), p2(crop)) if min(w, h) >= crop else None
-    if pre.startswith('shorter_side'):
+    if pre.startswith('resize_shortside'):
         # up or down to a shorter side of `load`, the longer one truncated (torchvision's Resize)
         w, h = (load, int(load * h / w)) if w <= h else (int(load * w / h), load)
         if not pre.endswith('crop'):
@@ -106,8 +106,8 @@ PINNED = [
     ('I;16', 64, 48, 'scale_shortside_and_crop', 8, 30, 3),  # 48 px short side, crop 30: fine
     ('I', 17, 61, 'scale_shortside_and_crop', 8, 30, 1),     # 17 < 30: UserError
     ('F', 60, 40, 'resize_and_crop', 16, 32, 3),     # crop > load: rejected up front
-    ('RGB', 70, 23, 'shorter_side', 40, 8, 3),       # enlarged: 121 x 40
-    ('L', 9, 75, 'shorter_side_and_crop', 6, 5, 1),  # reduced: 6 x 50, then cropped
+    ('RGB', 70, 23, 'resize_shortside', 40, 8, 3),       # enlarged: 121 x 40
+    ('L', 9, 75, 'resize_shortside_and_crop', 6, 5, 1),  # reduced: 6 x 50, then cropped
 ]
 
 

@@ -8,8 +8,8 @@ Networks whose name contains 'stylegan2' keep their own initialisation (as the o
 
 from util.errors import UserError
 from .discriminators import NLayerDiscriminator, PixelDiscriminator
-from .generators import ResnetBlock, ResnetGenerator, resnet_generator
-from .init import INIT_TYPES, init_net, init_weights
+from .generators import PADDING_TYPES, ResnetBlock, ResnetGenerator, resnet_generator
+from .init import INIT_BIASES, INIT_TYPES, init_net, init_weights
 from .layers import (NORMS, Downsample, Upsample, conv_bias_for, get_norm_layer, get_pad_layer,
                      instance_norm_grad_is_wrong, make_norm_gradients_contiguous, set_fast_path)
 from .patch_sampler import PatchSampleF
@@ -72,22 +72,29 @@ def _lookup(registry, name, option):
 
 
 def define_G(input_nc, output_nc, ngf, netG, norm='instance', use_dropout=False, init_type='xavier',
-             init_gain=0.02, no_antialias=False, no_antialias_up=False, gpu_ids=(), **extra):
-    """Build generator `netG`, move it to the first GPU in gpu_ids, initialise its weights."""
+             init_gain=0.02, no_antialias=False, no_antialias_up=False, gpu_ids=(),
+             padding_type='reflect', init_bias='zero', **extra):
+    """Build generator `netG`, move it to the first GPU in gpu_ids, initialise its weights.
+
+    padding_type (--padding_type) reaches the ResNet generators only; init_bias (--init_bias):
+    'zero' sets conv biases to 0, 'default' keeps PyTorch's initial biases.
+    """
     build = _lookup(GENERATORS, netG, '--netG')
     net = build(input_nc=input_nc, output_nc=output_nc, ngf=ngf, norm_layer=get_norm_layer(norm),
                 use_dropout=use_dropout, no_antialias=no_antialias, no_antialias_up=no_antialias_up,
-                **extra)
-    return init_net(net, init_type, init_gain, gpu_ids, initialize_weights='stylegan2' not in netG)
+                padding_type=padding_type, **extra)
+    return init_net(net, init_type, init_gain, gpu_ids, initialize_weights='stylegan2' not in netG,
+                    init_bias=init_bias)
 
 
 def define_D(input_nc, ndf, netD, n_layers_D=3, norm='instance', init_type='xavier', init_gain=0.02,
-             no_antialias=False, gpu_ids=(), **extra):
+             no_antialias=False, gpu_ids=(), init_bias='zero', **extra):
     """Build discriminator `netD`, move it to the first GPU in gpu_ids, initialise its weights."""
     build = _lookup(DISCRIMINATORS, netD, '--netD')
     net = build(input_nc=input_nc, ndf=ndf, norm_layer=get_norm_layer(norm), n_layers_D=n_layers_D,
                 no_antialias=no_antialias, **extra)
-    return init_net(net, init_type, init_gain, gpu_ids, initialize_weights='stylegan2' not in netD)
+    return init_net(net, init_type, init_gain, gpu_ids, initialize_weights='stylegan2' not in netD,
+                    init_bias=init_bias)
 
 
 def define_F(netF, init_type='xavier', init_gain=0.02, netF_nc=256, gpu_ids=(), **extra):
@@ -99,7 +106,8 @@ def define_F(netF, init_type='xavier', init_gain=0.02, netF_nc=256, gpu_ids=(), 
 
 
 __all__ = [
-    'GENERATORS', 'DISCRIMINATORS', 'PATCH_SAMPLERS', 'NORMS', 'INIT_TYPES',
+    'GENERATORS', 'DISCRIMINATORS', 'PATCH_SAMPLERS', 'NORMS', 'INIT_TYPES', 'INIT_BIASES',
+    'PADDING_TYPES',
     'define_G', 'define_D', 'define_F', 'init_net', 'init_weights',
     'get_norm_layer', 'get_pad_layer', 'conv_bias_for', 'Downsample', 'Upsample', 'set_fast_path',
     'instance_norm_grad_is_wrong', 'make_norm_gradients_contiguous',

@@ -27,13 +27,21 @@ def guess_generator_options(state_dict, resolution=None):
 
 
 def _guess_resnet(sd):
-    """ResnetGenerator (generators.py): model.1 is the 7x7 input conv, model.<i>.conv_block.*
-    the residual blocks, Downsample/Upsample carry `filt` buffers, the last conv is 7x7 to
-    output_nc."""
+    """ResnetGenerator (generators.py): model.1 is the 7x7 input conv (model.0 with
+    --padding_type zero), model.<i>.conv_block.* the residual blocks, Downsample/Upsample carry
+    `filt` buffers, the last conv is 7x7 to output_nc; a 1-D weight after the first conv without
+    running statistics is an affine instance norm."""
     found = {}
     first = sd.get("model.1.weight")
+    zero_padded = first is None or first.dim() != 4  # --padding_type zero: no pad layer, conv first
+    if zero_padded and sd.get("model.0.weight") is not None:
+        first = sd["model.0.weight"]
+        found["padding_type"] = "zero"
     if first is not None and first.dim() == 4:
         found["ngf"], found["input_nc"] = int(first.shape[0]), int(first.shape[1])
+    norm = sd.get(f"model.{1 if zero_padded else 2}.weight")
+    if norm is not None and norm.dim() == 1 and not any(k.endswith(".running_mean") for k in sd):
+        found["normG"] = "instance_affine"
     indices = {int(m.group(1)): key for key in sd if (m := _RESNET_INDEX.match(key))}
     blocks = sorted({i for i, key in indices.items() if ".conv_block." in key})
     found["netG"] = f"resnet_{len(blocks)}blocks"

@@ -5,6 +5,8 @@ parameters by index.  Default (9 blocks, antialias) indices for a 256x256 input:
 0 pad (3x262x262), 1 conv7, 2 norm, 3 ReLU, 4 conv3 (128x256x256), 5, 6, 7 Downsample,
 8 conv3 (256x128x128), 9, 10, 11 Downsample, 12..20 ResnetBlocks (256x64x64),
 21 Upsample, 22 conv, 23, 24, 25 Upsample, 26 conv, 27, 28, 29 pad, 30 conv7, 31 Tanh.
+With --padding_type zero the two 7x7 convs pad by themselves: no pad layers, every index after
+the first conv one lower (DistanceGAN's generator and its checkpoint keys).
 """
 import torch.nn as nn
 
@@ -12,6 +14,7 @@ from util.errors import UserError
 from .layers import Downsample, Upsample, conv_bias_for
 
 N_DOWNSAMPLING = 2  # fixed in the original: the bottleneck runs at 1/4 resolution
+PADDING_TYPES = ('reflect', 'replicate', 'zero')  # --padding_type
 
 
 def resolve_layer_indices(layers, num_layers, minus_one):
@@ -26,6 +29,21 @@ def resolve_layer_indices(layers, num_layers, minus_one):
                             f"(0..{num_layers - 1}, or -1); check --nce_layers")
         wanted.add(idx)
     return wanted
+
+
+def padded_conv7(padding_type, c_in, c_out, bias):
+    """The generator's first and last 7x7 convolutions with their padding of 3.
+
+    reflect (CUT, CycleGAN) and replicate: a padding layer, then the conv (two entries of
+    `model`); zero: the conv pads by itself (one entry), as DistanceGAN's generator, whose
+    state-dict keys this keeps (model.0.weight is its first conv).
+    """
+    if padding_type == 'zero':
+        return [nn.Conv2d(c_in, c_out, kernel_size=7, padding=3, bias=bias)]
+    pads = {'reflect': nn.ReflectionPad2d, 'replicate': nn.ReplicationPad2d}
+    if padding_type not in pads:
+        raise ValueError(f"unknown padding_type '{padding_type}'; use {', '.join(PADDING_TYPES)}")
+    return [pads[padding_type](3), nn.Conv2d(c_in, c_out, kernel_size=7, padding=0, bias=bias)]
 
 
 class ResnetBlock(nn.Module):
@@ -68,9 +86,7 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         use_bias = conv_bias_for(norm_layer)
 
-        model = [nn.ReflectionPad2d(3),
-                 nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
-                 norm_layer(ngf), nn.ReLU(True)]
+        model = padded_conv7(padding_type, input_nc, ngf, use_bias) + [norm_layer(ngf), nn.ReLU(True)]
         for i in range(N_DOWNSAMPLING):
             c_in, c_out = ngf * 2 ** i, ngf * 2 ** (i + 1)
             if no_antialias:  # plain strided conv: 3 layers per stage
@@ -96,7 +112,7 @@ class ResnetGenerator(nn.Module):
                           nn.Conv2d(c_in, c_out, 3, stride=1, padding=1, bias=use_bias),
                           norm_layer(c_out), nn.ReLU(True)]
 
-        model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        model += padded_conv7(padding_type, ngf, output_nc, True) + [nn.Tanh()]
         self.model = nn.Sequential(*model)
 
     @property
@@ -131,9 +147,9 @@ class ResnetGenerator(nn.Module):
 def resnet_generator(n_blocks):
     """Builder for a ResnetGenerator with `n_blocks` residual blocks (for the GENERATORS registry)."""
     def build(input_nc, output_nc, ngf, norm_layer, use_dropout=False, no_antialias=False,
-              no_antialias_up=False, **_unused):
+              no_antialias_up=False, padding_type='reflect', **_unused):
         return ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer,
-                               use_dropout=use_dropout, n_blocks=n_blocks,
+                               use_dropout=use_dropout, n_blocks=n_blocks, padding_type=padding_type,
                                no_antialias=no_antialias, no_antialias_up=no_antialias_up)
     build.__name__ = f'resnet_{n_blocks}blocks'
     return build

@@ -19,6 +19,9 @@ NORMS = {
     'batch': functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True),
     # A plain function, not a partial: that is what makes `conv_bias_for` say "no bias" (quirk Q17).
     'none': lambda num_features: nn.Identity(),
+    # With a learned scale and shift per channel: DistanceGAN's networks (its 2017 copy of the
+    # CycleGAN code builds InstanceNorm2d(affine=True)); weight and bias join the state_dict.
+    'instance_affine': functools.partial(nn.InstanceNorm2d, affine=True, track_running_stats=False),
 }
 
 
