@@ -1,11 +1,11 @@
 # Two commands for a fresh machine:
 #   make demo   set up .venv, generate the demo data set, train, test and score (CPU, minutes)
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv and run the test suite (make test-fast: without the slow end-to-end tests)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo clean-demo
+.PHONY: setup test test-fast demo clean-demo
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ $(VENV)/.installed: requirements.txt
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# the unit and integration tests, without the end-to-end runs marked `slow`
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 demo: setup
 	$(BIN)/python scripts/demo.py

@@ -1,44 +1,10 @@
-"""Model registry: `--model NAME` picks a class from MODELS (spec section 1).
+"""Models: the registry (models/registry.py), BaseModel, and the inference API.
 
-To add a model, write `models/<name>_model.py` with a BaseModel subclass and register it here;
-`--model` choices and error messages are read from this dict.
+    from models import create_model, load_translator
 """
-from util.errors import UserError
-
 from .base_model import BaseModel
-from .cut_model import CUTModel
-from .cycle_gan_model import CycleGANModel
-from .distance_gan_model import DistanceGANModel
-from .gcgan_model import GcGANModel
-from .sincut_model import SinCUTModel
+from .registry import MODELS, create_model, find_model_class, get_option_setter
 from .translator import Translator, load_translator
-
-MODELS = {
-    "cut": CUTModel,
-    "cycle_gan": CycleGANModel,
-    "distance_gan": DistanceGANModel,  # --self_distance: SelfDistance
-    "gcgan": GcGANModel,
-    "sincut": SinCUTModel,
-}
-
-
-def find_model_class(name):
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise UserError(f"unknown --model '{name}'; choose from: {', '.join(sorted(MODELS))}") from None
-
-
-def get_option_setter(name):
-    """The static method that adds a model's options and defaults to the parser."""
-    return find_model_class(name).modify_commandline_options
-
-
-def create_model(opt):
-    model = find_model_class(opt.model)(opt)
-    print(f"model [{type(model).__name__}] was created")
-    return model
-
 
 __all__ = ["BaseModel", "MODELS", "find_model_class", "get_option_setter", "create_model",
            "load_translator", "Translator"]

@@ -255,26 +255,10 @@ class CUTModel(BaseModel):
         """
         with self.autocast():
             self.forward()
-
-        self.set_requires_grad(self.netD, True)
-        self.optimizer_D.zero_grad()
-        with self.autocast():
-            self.loss_D = self.compute_D_loss()
-        if self.losses_are_finite(self.D_STEP_LOSSES):
-            self.backward(self.loss_D)
-            self.step(self.optimizer_D)
-
-        self.set_requires_grad(self.netD, False)
-        self.optimizer_G.zero_grad()
-        if self.optimizer_F is not None:
-            self.optimizer_F.zero_grad()
-        with self.autocast():
-            self.loss_G = self.compute_G_loss()
-        if self.losses_are_finite(self.G_STEP_LOSSES):
-            self.backward(self.loss_G)
-            self.step(self.optimizer_G, self.optimizer_F)
-        self.end_of_step()
-        return self.lazy_losses()
+        self.step([self.optimizer_D], self.compute_D_loss, guard=self.D_STEP_LOSSES)
+        self.step([self.optimizer_G, self.optimizer_F], self.compute_G_loss, guard=self.G_STEP_LOSSES,
+                  frozen=[self.netD])
+        return self.end_iteration()
 
     # ------------------------------------------------------------------ losses
     def compute_D_loss(self):

@@ -22,7 +22,8 @@ import torch
 from util.errors import UserError
 
 from . import networks
-from .base_model import BaseModel, check_identity_channels, check_non_negative, check_single_folder
+from .base_model import BaseModel
+from .input_checks import check_identity_channels, check_non_negative, check_single_folder
 from .image_pool import ImagePool
 from .losses import GANLoss, cycle_consistency_loss, discriminator_loss, identity_loss
 
@@ -151,24 +152,11 @@ class CycleGANModel(BaseModel):
         """
         with self.autocast():
             self.forward()
-
-        self.set_requires_grad([self.netD_A, self.netD_B], False)
-        self.optimizer_G.zero_grad()
-        with self.autocast():
-            self.loss_G = self.compute_G_loss()
-        if self.losses_are_finite(("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "G")):
-            self.backward(self.loss_G)
-            self.step(self.optimizer_G)
-
-        self.set_requires_grad([self.netD_A, self.netD_B], True)
-        self.optimizer_D.zero_grad()
-        with self.autocast():
-            self.loss_D = self.compute_D_loss()
-        if self.losses_are_finite(("D_A", "D_B", "D")):
-            self.backward(self.loss_D)  # D_A and D_B share no parameter: one backward serves both
-            self.step(self.optimizer_D)
-        self.end_of_step()
-        return self.lazy_losses()
+        self.step([self.optimizer_G], self.compute_G_loss, frozen=[self.netD_A, self.netD_B],
+                  guard=("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "G"))
+        # D_A and D_B share no parameter: one backward of the summed losses serves both
+        self.step([self.optimizer_D], self.compute_D_loss, guard=("D_A", "D_B", "D"))
+        return self.end_iteration()
 
     # ------------------------------------------------------------------ losses
     def compute_G_loss(self):

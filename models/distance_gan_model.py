@@ -51,7 +51,7 @@ from util.util import str2bool
 
 from .losses import discriminator_loss, distance_loss, distance_statistics, self_distance_loss
 from .losses.distance import SPLITS
-from .base_model import check_non_negative
+from .input_checks import check_non_negative
 from .one_sided_model import OneSidedGANModel
 
 STATS_SEED = 0  # which images (and crops) estimate mu and sigma: fixed, so resumes agree

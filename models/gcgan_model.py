@@ -41,7 +41,7 @@ from util.errors import UserError
 
 from .losses import GEOMETRIES, discriminator_loss, geometry_consistency_loss, geometry_transform
 from .losses.cycle import identity_loss
-from .base_model import check_identity_channels, check_non_negative
+from .input_checks import check_identity_channels, check_non_negative
 from .one_sided_model import OneSidedGANModel
 
 # preprocess modes whose training images are crop_size x crop_size squares

@@ -14,7 +14,8 @@ import torch
 from util.errors import UserError
 
 from . import networks
-from .base_model import BaseModel, check_single_folder
+from .base_model import BaseModel
+from .input_checks import check_single_folder
 from .image_pool import ImagePool
 from .losses import GANLoss
 
@@ -110,24 +111,11 @@ class OneSidedGANModel(BaseModel):
         """
         with self.autocast():
             self.forward()
-
-        self.set_requires_grad(self.discriminators(), False)
-        self.optimizer_G.zero_grad()
-        with self.autocast():
-            self.loss_G = self.compute_G_loss()
-        if self.losses_are_finite(self.G_STEP_LOSSES):
-            self.backward(self.loss_G)
-            self.step(self.optimizer_G)
-
-        self.set_requires_grad(self.discriminators(), True)
-        self.optimizer_D.zero_grad()
-        with self.autocast():
-            self.loss_D_total = self.compute_D_loss()
-        if self.losses_are_finite(self.D_STEP_LOSSES):
-            self.backward(self.loss_D_total)  # the Ds share no parameter: one backward serves all
-            self.step(self.optimizer_D)
-        self.end_of_step()
-        return self.lazy_losses()
+        self.step([self.optimizer_G], self.compute_G_loss, guard=self.G_STEP_LOSSES,
+                  frozen=self.discriminators())
+        # the Ds share no parameter: one backward of the summed losses serves all of them
+        self.step([self.optimizer_D], self.compute_D_loss, guard=self.D_STEP_LOSSES)
+        return self.end_iteration()
 
     @abstractmethod
     def compute_G_loss(self):

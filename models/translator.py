@@ -13,6 +13,7 @@ one line naming the options that probably differ.
 Unlike test.py (spec 12), nothing is resized to 256x256: the image is padded by reflection to a
 multiple of what the generator needs, translated, and cropped back.
 """
+import argparse
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from util.util import tensor2im
 
 from . import networks
 from .networks.describe import guess_generator_options
+from .registry import MODELS
 from .sincut_model import SINCUT_DEFAULTS
 
 # The options that shape a generator, with the original's defaults (spec 2.2).
@@ -94,7 +96,6 @@ def read_architecture(path, overrides):
         # G_B maps B -> A: built as define_G(output_nc, input_nc) by CycleGANModel
         arch["input_nc"], arch["output_nc"] = arch["output_nc"], arch["input_nc"]
     arch.update(overrides)
-    from . import MODELS  # here, not at the top: models/__init__.py imports this module
     if arch["model"] not in MODELS:
         raise UserError(f"unknown model '{arch['model']}'; choose from: {', '.join(sorted(MODELS))}")
     if overrides:
@@ -164,6 +165,36 @@ def resolve_device(device):
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserError(f"device {device} does not exist ({torch.cuda.device_count()} GPU(s))")
     return device
+
+
+def load_test_model(folder, device=None, epoch="latest"):
+    """The model of checkpoint `folder` in test mode, its test-time networks loaded from
+    `<epoch>_net_<Name>.pth`, built from the train_opt.json that training wrote beside them.
+
+    For models whose translation takes more than one network (a content encoder, a style
+    encoder, a decoder...): their translators call the model's own test-time methods.
+    """
+    json_path = os.path.join(folder, "train_opt.json")
+    if not os.path.isfile(json_path):
+        raise UserError(f"no train_opt.json in {folder}: this model is rebuilt from the options "
+                        "its training wrote there; pass the checkpoint folder of a training run")
+    try:
+        with open(json_path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {json_path}: {err}") from None
+    if saved.get("model") not in MODELS:
+        raise UserError(f"{json_path} names model '{saved.get('model')}'; choose from: "
+                        f"{', '.join(sorted(MODELS))}")
+    device = resolve_device(device)
+    opt = argparse.Namespace(**saved)
+    opt.isTrain, opt.epoch = False, epoch
+    opt.gpu_ids = [device.index or 0] if device.type == "cuda" else []
+    opt.checkpoints_dir, opt.name = os.path.split(os.path.abspath(folder))
+    model = MODELS[opt.model](opt)
+    model.load_networks(epoch)
+    model.eval()
+    return model
 
 
 def load_translator(path, device=None, load_size=None, tile=None, tile_overlap=32, amp=False,

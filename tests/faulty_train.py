@@ -4,6 +4,9 @@
 
 FAULT is one of
     kill_after_save:N         SIGKILL this process right after the N-th resumable state is written
+    kill_at_write:N:WHEN      SIGKILL this process at the N-th checkpoint file (*.pth) it writes:
+                              WHEN is `before` (the file complete under its temporary name, not
+                              yet renamed: inside the save) or `after` (just renamed)
     signal_at:SIG:N           send SIG (TERM, INT) to this process during training iteration N
     group_signal_at:SIG:N     send SIG to the whole process group, DataLoader workers included,
                               as Ctrl-C in a terminal or a cluster's pre-emption does
@@ -12,9 +15,9 @@ FAULT is one of
                               in epoch 1, DataLoader worker 0 sends SIG to the process group while
                               it prepares its N-th item, once the main process is waiting for it
                               (needs --num_threads 2 and --print_freq 1)
-    fsize_after_save:N        after the N-th resumable state is written, files may grow to 64 KiB
-                              at most (RLIMIT_FSIZE): the next checkpoint write fails for real
-                              with "File too large"
+    fsize_after_save:N        after the N-th save (resumable state and network files) is complete,
+                              files may grow to 64 KiB at most (RLIMIT_FSIZE): the next
+                              checkpoint write fails for real with "File too large"
 
 The faults are deterministic (counted in iterations and saves, not seconds), so a test knows
 exactly where the run was interrupted.
@@ -31,6 +34,7 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import train  # noqa: E402
+import util.checkpointer  # noqa: E402
 from data.unaligned_dataset import UnalignedDataset  # noqa: E402
 from models.cut_model import CUTModel  # noqa: E402
 from util.errors import run_cli  # noqa: E402
@@ -53,8 +57,20 @@ def inject(fault):
         def save_then_die(save, *a, **k):
             save(*a, **k)
             os.kill(os.getpid(), signal.SIGKILL)
-        train.save_training_state = after_nth_call(int(args[0]), save_then_die,
-                                                   train.save_training_state)
+        util.checkpointer.save_training_state = after_nth_call(
+            int(args[0]), save_then_die, util.checkpointer.save_training_state)
+    elif kind == "kill_at_write":
+        nth, when, real_replace, writes = int(args[0]), args[1], os.replace, [0]
+
+        def dying_replace(src, dst, *a, **k):
+            if str(dst).endswith(".pth"):
+                writes[0] += 1
+                if writes[0] == nth and when == "before":
+                    os.kill(os.getpid(), signal.SIGKILL)
+            real_replace(src, dst, *a, **k)
+            if str(dst).endswith(".pth") and writes[0] == nth and when == "after":
+                os.kill(os.getpid(), signal.SIGKILL)
+        os.replace = dying_replace
     elif kind == "signal_at_epoch_end":
         signum = getattr(signal, "SIG" + args[0])
 
@@ -98,8 +114,8 @@ def inject(fault):
             save(*a, **k)
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail with EFBIG instead of dying
             resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
-        train.save_training_state = after_nth_call(int(args[0]), save_then_limit,
-                                                   train.save_training_state)
+        util.checkpointer.Checkpointer.save = after_nth_call(
+            int(args[0]), save_then_limit, util.checkpointer.Checkpointer.save)
     else:
         raise SystemExit(f"unknown fault {fault!r}")
 

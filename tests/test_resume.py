@@ -108,6 +108,32 @@ def test_sigkill_right_after_a_save_then_continue_train_is_bit_identical(workdir
     assert all(got_losses[i] == ref_losses[i] for i in got_losses)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("write,when,resumes", [
+    # the run's first checkpoint file is its state: killed before it landed, nothing was saved
+    (1, "before", False),
+    # killed between two network files of the first save: the state before them resumes
+    (3, "before", True),
+], ids=["inside-the-first-state-write", "between-the-first-network-files"])
+def test_sigkill_inside_the_first_save_then_continue_train_is_bit_identical(workdir, write, when,
+                                                                             resumes):
+    ref = reference(workdir, "ref_cut", CUT_RUN)
+    name = f"kill_write_{write}_{when}"
+    common = f"--dataroot {workdir}/data --checkpoints_dir {workdir}/ck --name {name} {CUT_RUN}"
+    first = run_train(common, workdir, fault=f"kill_at_write:{write}:{when}")
+    assert first.returncode == -9, first.stdout[-3000:] + first.stderr[-3000:]
+    folder = workdir / "ck" / name
+    nets = sorted(f for f in os.listdir(folder) if f.endswith(".pth"))
+    assert nets == (["latest_net_G.pth", "latest_state.pth"] if resumes else [])
+    second = checked(run_train(common + " --continue_train", workdir))
+    if resumes:
+        assert "resuming from" in second.stdout
+    else:
+        assert "holds no checkpoint yet" in second.stdout and "starting from the beginning" in second.stdout
+    assert_same_weights(ref, folder)
+    assert losses_by_iteration(folder) == losses_by_iteration(ref)
+
+
 @pytest.mark.parametrize("fault,signame,rc,args,name", [
     ("signal_at:TERM:3", "SIGTERM", 143, CUT_RUN, "ref_cut"),
     # asked for during the end of epoch 1: saved at the start of epoch 2, not an iteration later

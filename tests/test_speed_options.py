@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from models import create_model
-from models.base_model import unwrap
+from models.speed import unwrap
 from models.networks import Upsample, instance_norm_grad_is_wrong
 from options.train_options import TrainOptions
 from util.errors import UserError

@@ -124,6 +124,13 @@ def find_resume_state(opt, given):
     if not opt.continue_train:
         return None
     path = state_path(opt)
+    if not os.path.isfile(path) and not opt.pretrained_name and not _network_files(opt):
+        # Every save writes the state before any network file (util/checkpointer.py): this run
+        # stopped before its first save was complete, so it starts again from the beginning.
+        print(f"notice: {os.path.dirname(path)} holds no checkpoint yet (the run stopped before "
+              "its first save): starting from the beginning")
+        opt.continue_train = False
+        return None
     if not os.path.isfile(path):
         print(f"notice: no {STATE_FILE} in {os.path.dirname(path)}: loading the --epoch {opt.epoch} "
               f"weights only, fresh optimizers, starting at --epoch_count {opt.epoch_count} "
@@ -149,6 +156,14 @@ def find_resume_state(opt, given):
                         f"or start a new run from these weights: another --name with --continue_train "
                         f"--pretrained_name {opt.name}")
     return state
+
+
+def _network_files(opt):
+    """The `<--epoch>_net_*.pth` files in the run's folder."""
+    folder = os.path.join(opt.checkpoints_dir, opt.name)
+    prefix = f"{opt.epoch}_net_"
+    return [name for name in os.listdir(folder) if name.startswith(prefix)] \
+        if os.path.isdir(folder) else []
 
 
 def option_changes(state, opt, dataset_size):
