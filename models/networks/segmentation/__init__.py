@@ -171,8 +171,9 @@ class Segmenter:
 
     def _to_input(self, images):
         """(B, H, W, 3) uint8 RGB -> the network's input (B, 3, H', W') float."""
-        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-        x = x.to(self.device).permute(0, 3, 1, 2).float()  # (B, 3, H, W), 0..255
+        x = images if torch.is_tensor(images) else torch.from_numpy(np.array(images))  # a copy
+        # (B, 3, H, W), 0..255, contiguous (not channels-last: see scripts/train_segmenter.py)
+        x = x.to(self.device).permute(0, 3, 1, 2).contiguous().float()
         if self.name == "drn_d_22":
             mean = torch.tensor(CITYSCAPES_MEAN, device=self.device).view(1, 3, 1, 1)
             std = torch.tensor(CITYSCAPES_STD, device=self.device).view(1, 3, 1, 1)
