@@ -65,6 +65,9 @@ def parse_args(argv):
                      help="comma-separated classes, e.g. horse,zebra: report the mean share of "
                           "pixels predicted as each")
     seg.add_argument("--seg_batch_size", type=int, default=8, help="images per segmenter pass")
+    seg.add_argument("--seg_size", type=int, default=513,
+                     help="deeplabv2_cocostuff: the longer side images are resized to (513 as "
+                          "deeplab-pytorch's demo); drn_d_22 runs at the label maps' size")
     return p.parse_args(argv)
 
 
@@ -98,7 +101,7 @@ def weights_record(path):
 def segmentation_record(opt, device):
     """The segmentation score or detected-pixel fields of the record, printed as they come."""
     name = opt.seg_model or ("drn_d_22" if opt.seg_labels else "deeplabv2_cocostuff")
-    segmenter = load_segmenter(name, opt.seg_weights, device)
+    segmenter = load_segmenter(name, opt.seg_weights, device, input_size=opt.seg_size)
     record = seg_metrics.describe_protocol(segmenter)
     if opt.seg_labels:
         runs = [("", opt.fake_dir)] + ([("real_photos", opt.seg_real_dir)] if opt.seg_real_dir else [])
@@ -125,8 +128,8 @@ def segmentation_record(opt, device):
 
 def check_options(opt):
     """The combinations that make a run; each mistake is one line."""
-    if opt.batch_size < 1 or opt.seg_batch_size < 1:
-        raise UserError("--batch_size and --seg_batch_size must be positive")
+    if opt.batch_size < 1 or opt.seg_batch_size < 1 or opt.seg_size < 16:
+        raise UserError("--batch_size and --seg_batch_size must be positive, --seg_size at least 16")
     if opt.seg_labels and opt.detect:
         raise UserError("--seg_labels and --detect use different segmenters; run them separately")
     if opt.real_dir is None and not (opt.seg_labels or opt.detect):

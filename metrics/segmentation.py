@@ -245,6 +245,8 @@ def detected_pixels(segmenter, image_dir, classes, batch_size=4, progress=None):
 
 
 def describe_protocol(segmenter):
+    resize = ("bicubic to the label map's size" if segmenter.name == "drn_d_22" else
+              f"bilinear to a longer side of {segmenter.input_size} px")
     return {"seg_protocol": PROTOCOL, "seg_model": segmenter.name,
             "seg_weights": os.path.abspath(segmenter.weights) if segmenter.weights else None,
-            "seg_resize": "bicubic to the label map's size"}
+            "seg_resize": resize}

@@ -204,10 +204,10 @@ def format_markdown(report):
         if "failed" in r:
             lines.append(f"| {name} | failed: {r['failed']} | | | | | |")
             continue
-        costs = (f"{r['sec_per_iter']:.3f} | {r['iterations']} | {fmt_duration(r['train_s'])}"
-                 if "sec_per_iter" in r else " | ")
-        lines.append(f"| {name} | {pct(r['miou'])} | {pct(r['pixel_acc'])} | "
-                     f"{pct(r['class_acc'])} | {costs} |")
+        costs = ([f"{r['sec_per_iter']:.3f}", str(r["iterations"]), fmt_duration(r["train_s"])]
+                 if "sec_per_iter" in r else ["", "", ""])
+        cells = [name, pct(r["miou"]), pct(r["pixel_acc"]), pct(r["class_acc"])] + costs
+        lines.append("|" + "|".join(f" {c} " if c else " " for c in cells) + "|")
     lines += ["",
               f"Data: {b['n_train']} training and {b['n_test']} test frames of {b['frame']}, "
               f"translated at {b['size']}x{b['size']}, scored at {b['eval_size']} "

@@ -16,7 +16,8 @@ int64 class indices at the same size, with each model's own preprocessing:
                        datasets/cityscapes/info.json); run at the given size (the score's
                        256x128; segment.py does not resize)
   deeplabv2_cocostuff  BGR in [0, 255] minus the mean BGR (104.008, 116.669, 122.675); resized
-                       (bilinear) so that the longer side is 513 px, as deeplab-pytorch's demo;
+                       (bilinear) so that the longer side is 513 px (`input_size`, evaluate.py
+                       --seg_size), as deeplab-pytorch's demo;
                        scores upsampled (bilinear) to the input size before the argmax
 """
 import os
@@ -68,7 +69,7 @@ def _build_deeplab(state_dict=None, width=64, num_classes=len(COCOSTUFF_CLASSES)
     if state_dict is not None:
         width = state_dict["base.layer1.conv1.conv.weight"].shape[0]
         num_classes = state_dict["base.aspp.c0.weight"].shape[0]
-        blocks = tuple(len({k.split(".")[3] for k in state_dict if k.startswith(f"base.layer{i}.")})
+        blocks = tuple(len({k.split(".")[2] for k in state_dict if k.startswith(f"base.layer{i}.")})
                        for i in range(2, 6))
         return DeepLabV2MSC(num_classes, width=width, blocks=blocks)
     return DeepLabV2MSC(num_classes, width=width)
@@ -160,8 +161,9 @@ def build_segmenter(name, state_dict=None, path="<weights>", **kwargs):
 class Segmenter:
     """A segmentation network in eval mode with its preprocessing and class names."""
 
-    def __init__(self, name, net, device="cpu", weights=None):
+    def __init__(self, name, net, device="cpu", weights=None, input_size=DEEPLAB_TEST_SIZE):
         self.name, self.spec = name, SEGMENTERS[name]
+        self.input_size = input_size  # deeplabv2_cocostuff: the longer side it runs at
         self.net = net.to(device).eval()
         self.device = torch.device(device)
         self.weights = weights
@@ -179,7 +181,7 @@ class Segmenter:
             std = torch.tensor(CITYSCAPES_STD, device=self.device).view(1, 3, 1, 1)
             return (x / 255.0 - mean) / std
         x = x.flip(1) - torch.tensor(COCOSTUFF_MEAN_BGR, device=self.device).view(1, 3, 1, 1)
-        scale = DEEPLAB_TEST_SIZE / max(x.shape[-2:])
+        scale = self.input_size / max(x.shape[-2:])
         size = [round(s * scale) for s in x.shape[-2:]]
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
@@ -198,9 +200,10 @@ class Segmenter:
         return self.scores(images).argmax(dim=1).cpu()
 
 
-def load_segmenter(name, path, device="cpu"):
-    """Segmenter `name` with the weights in `path` (one-line UserError when that fails)."""
+def load_segmenter(name, path, device="cpu", input_size=DEEPLAB_TEST_SIZE):
+    """Segmenter `name` with the weights in `path` (one-line UserError when that fails);
+    `input_size`: the longer side DeepLab runs at (DRN runs at the size it is given)."""
     if name not in SEGMENTERS:
         raise UserError(f"unknown segmenter '{name}'; choose from: {', '.join(SEGMENTERS)}")
     net = build_segmenter(name, read_weights(path), path)
-    return Segmenter(name, net, device, weights=path)
+    return Segmenter(name, net, device, weights=path, input_size=input_size)
