@@ -104,19 +104,19 @@ def segmentation_record(opt, device):
     segmenter = load_segmenter(name, opt.seg_weights, device, input_size=opt.seg_size)
     record = seg_metrics.describe_protocol(segmenter)
     if opt.seg_labels:
-        runs = [("", opt.fake_dir)] + ([("real_photos", opt.seg_real_dir)] if opt.seg_real_dir else [])
-        for key, folder in runs:
+        def score(folder, what):
             scores = seg_metrics.segmentation_score(segmenter, folder, opt.seg_labels,
                                                     opt.seg_batch_size)
-            what = "real photos" if key else "generated"
             print(f"segmentation score, {what}: mIoU {seg_metrics.percent(scores['miou'])}  "
                   f"pixAcc {seg_metrics.percent(scores['pixel_acc'])}  classAcc "
                   f"{seg_metrics.percent(scores['class_acc'])}  ({scores['n_images']} images at "
                   f"{scores['eval_size']}, {name}, protocol {seg_metrics.PROTOCOL})")
-            if key:
-                record[key] = {**scores, "dir": os.path.abspath(folder)}
-            else:
-                record.update(scores, seg_labels=os.path.abspath(opt.seg_labels))
+            return scores
+
+        record.update(score(opt.fake_dir, "generated"), seg_labels=os.path.abspath(opt.seg_labels))
+        if opt.seg_real_dir:  # the upper bound: real photos through the same segmenter
+            record["real_photos"] = {**score(opt.seg_real_dir, "real photos"),
+                                     "dir": os.path.abspath(opt.seg_real_dir)}
     else:
         classes = seg_metrics.resolve_classes(segmenter, opt.detect)
         found = seg_metrics.detected_pixels(segmenter, opt.fake_dir, classes, opt.seg_batch_size)

@@ -194,15 +194,16 @@ def segmentation_score(segmenter, image_dir, label_dir, batch_size=16, progress=
     pairs = pair_with_labels(image_dir, label_dir)
     n = len(segmenter.classes)
     hist = np.zeros((n, n), np.int64)
+    sizes = set()
     for batch in _batches(pairs, batch_size):
         labels = [load_label_map(lp, n) for _, lp in batch]
         photos = [load_photo(ip, (gt.shape[1], gt.shape[0])) for (ip, _), gt in zip(batch, labels)]
         hist += score_arrays(segmenter, photos, labels, batch_size)
+        sizes.update(f"{gt.shape[1]}x{gt.shape[0]}" for gt in labels)
         if progress is not None:
             progress(len(batch))
     scores = scores_from_confusion(hist)
-    height, width = load_label_map(pairs[0][1], n).shape
-    return {**scores, "n_images": len(pairs), "eval_size": f"{width}x{height}",
+    return {**scores, "n_images": len(pairs), "eval_size": ", ".join(sorted(sizes)),
             "per_class_iou": dict(zip(segmenter.classes, scores["per_class_iou"])),
             "per_class_acc": dict(zip(segmenter.classes, scores["per_class_acc"])),
             "confusion_matrix": hist.tolist()}
