@@ -68,9 +68,8 @@ def test_train_segmenter_logs_and_resumes_exactly(prepared):
     with pytest.raises(UserError, match="already holds a segmenter run"):
         train_segmenter.main(segmenter_args(prepared, "resumed", 3))
     with pytest.raises(UserError, match="--width differs from the saved run"):
-        train_segmenter.main(segmenter_args(prepared, "resumed", 3)[:-8] + [
-            "--width", "0.25", "--epochs", "3", "--batch_size", "3", "--progress", "off",
-            "--continue_train"])
+        train_segmenter.main(segmenter_args(prepared, "resumed", 3) + ["--width", "0.25",
+                                                                        "--continue_train"])
 
 
 def test_evaluate_prints_the_three_scores_and_the_upper_bound(prepared, tmp_path, capsys):
@@ -91,7 +90,7 @@ def test_evaluate_prints_the_three_scores_and_the_upper_bound(prepared, tmp_path
     assert "segmentation score, generated: " + line in out
     assert "segmentation score, real photos: " + line in out  # the same pixels, the same score
     assert record["real_photos"]["confusion_matrix"] == record["confusion_matrix"]
-    assert list(record["per_class_iou"]) [:2] == ["road", "sidewalk"]
+    assert list(record["per_class_iou"])[:2] == ["road", "sidewalk"]
     assert len(record["per_class_iou"]) == 19 and record["seg_protocol"] == "cityscapes_drn_v1"
     assert "fid" not in record  # no REAL_DIR: no FID
     assert np.array(record["confusion_matrix"]).sum() == record["pixels"]
