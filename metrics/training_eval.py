@@ -137,7 +137,8 @@ class TrainingEvaluator:
 
 class BestCheckpoint:
     """best_net_G.pth with best_net_G.json beside it: the generator with the best `metric` so
-    far (the lowest FID/KID, the highest mIoU), its epoch and its scores.  Read back when a run is resumed, so the best survives.
+    far (the lowest FID/KID, the highest mIoU), its epoch and its scores.  Read back when a run
+    is resumed, so the best survives.
     `net_name` is the generator's name in the model (CycleGAN's is G_A: best_net_G_A.*)."""
 
     def __init__(self, folder, metric, resumed, net_name="G"):

@@ -136,12 +136,11 @@ def test_eval_metric_miou_during_training_keeps_the_highest(prepared, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(prepared / "data", data)
     weights = str(prepared / "ck" / "seg" / "seg_drn_d_22.pth")
-    argv = (f"--dataroot {data} --checkpoints_dir {tmp_path}/ck --name cs --direction BtoA "
-            "--load_size 32 --crop_size 32 --preprocess none --gpu_ids -1 --display_id 0 "
-            "--ngf 8 --ndf 8 --num_threads 0 --netG resnet_6blocks --n_epochs 2 "
-            "--n_epochs_decay 0 --max_dataset_size 3 --eval_freq 1 --eval_metric miou "
-            "--progress off --seed 1 "
-            f"--seg_weights {weights}").split()
+    common = (f"--dataroot {data} --checkpoints_dir {tmp_path}/ck --direction BtoA "
+              "--load_size 32 --crop_size 32 --preprocess none --gpu_ids -1 --display_id 0 "
+              "--ngf 8 --ndf 8 --num_threads 0 --netG resnet_6blocks --n_epochs 2 "
+              "--n_epochs_decay 0 --max_dataset_size 3 --progress off --seed 1").split()
+    argv = common + f"--name cs --eval_freq 1 --eval_metric miou --seg_weights {weights}".split()
     assert train.main(argv) == 0  # no Inception weights needed: the metric is mIoU
     folder = tmp_path / "ck" / "cs"
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
@@ -151,6 +150,12 @@ def test_eval_metric_miou_during_training_keeps_the_highest(prepared, tmp_path):
     assert "feature_extractor" not in records[0]  # no FID fields in a segmentation record
     best = json.loads((folder / "best_net_G.json").read_text())
     assert best["metric"] == "miou" and best["value"] == max(r["miou"] for r in records)
+    # the evaluation (its segmenter built and run) leaves training untouched
+    assert train.main(common + ["--name", "plain"]) == 0
+    for net in "GDF":
+        a, b = (torch.load(tmp_path / "ck" / run / f"latest_net_{net}.pth", weights_only=True)
+                for run in ("cs", "plain"))
+        assert all(torch.equal(a[k], b[k]) for k in a), net
     with pytest.raises(UserError, match="segmenter weights not found"):
         train.main(argv[:-1] + [str(tmp_path / "missing.pth"), "--name", "other"])
 
