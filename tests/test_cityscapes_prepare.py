@@ -2,12 +2,14 @@
 and file patterns), and the toy street scenes of datasets/make_toy_cityscapes.py."""
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
 from data.cityscapes_labels import NAME_TO_LABEL
+from conftest import ROOT
 from datasets import make_toy_cityscapes as toy
 from datasets import prepare_cityscapes_dataset as prep
 from util.errors import UserError
@@ -130,3 +132,12 @@ def test_toy_tree_is_prepared_like_the_real_one(tmp_path):
                                                                          11, 13, 255}
     with pytest.raises(UserError, match="already holds gtFine"):
         toy.generate_tree(str(raw), n_train=1, n_val=1)
+
+
+@pytest.mark.parametrize("args, needle", [(["bogus"], "ACTION must be prepare, segmenter"),
+                                          (["train", "Pix2Pix"], "MODE must be CUT, FastCUT"),
+                                          (["all"], "MODE must be")])
+def test_cityscapes_script_rejects_unknown_steps(args, needle):
+    proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "cityscapes.sh"), *args],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and needle in proc.stderr and not proc.stdout
