@@ -16,7 +16,6 @@ import time
 import torch
 
 from data import create_dataset
-from metrics.fid import describe_protocol
 from metrics.training_eval import BestCheckpoint, TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
@@ -232,7 +231,7 @@ def evaluate(evaluator, model, opt, epoch, progress, visualizer, best, saves):
         echo(f"warning: evaluation at epoch {epoch} failed ({type(err).__name__}: "
              f"{first_line(err, default='')}); training goes on")
         return
-    record = {"epoch": epoch, "total_iters": progress.total_iters, **scores, **describe_protocol()}
+    record = {"epoch": epoch, "total_iters": progress.total_iters, **scores}  # scores name their protocol
     visualizer.log_metrics(record)
     name = model.generator_name  # G; CycleGAN's A -> B generator is G_A
     if best.update(record, lambda: saves.save("best", names=[name], state=False)):

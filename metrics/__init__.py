@@ -2,7 +2,10 @@
 
 fid.py             protocol "paper": pytorch-fid features and Fréchet distance, torch-fidelity KID,
                    weights resolution, cached real-image features; entry point evaluate.py
-training_eval.py   --eval_freq: score the generator during training, keep best_net_G.pth
+training_eval.py   --eval_freq: score the generator during training (FID/KID or mIoU), keep
+                   best_net_G.pth
+segmentation.py    the Cityscapes segmentation score (mIoU, pixel and class accuracy) and the
+                   detected-pixel shares; entry point evaluate.py --seg_labels / --detect
 
 demo_detector.py   hand-made animal / stripe detector and image-level zebra decision (no weights)
 demo_scores.py     protocol `demo_h2z_v1`: content IoU, stripe share, background match, B-rate of

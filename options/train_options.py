@@ -87,8 +87,10 @@ class TrainOptions(BaseOptions):
                        help="every this many epochs, translate the test split and compute FID/KID "
                             "(protocol 'paper', see evaluate.py); keeps the best as best_net_G.pth; "
                             "0 = off")
-        p.add_argument("--eval_metric", type=str, default="fid", choices=("fid", "kid"),
-                       help="the metric that decides best_net_G.pth (lower is better)")
+        p.add_argument("--eval_metric", type=str, default="fid", choices=("fid", "kid", "miou"),
+                       help="the metric that decides best_net_G.pth: fid, kid (lower is better) "
+                            "or miou, the segmentation score of labels -> photo (higher is "
+                            "better; needs --seg_weights, see docs/segmentation.md)")
         p.add_argument("--eval_num_test", type=int, default=500,
                        help="test images translated per evaluation (as test.py's --num_test in the "
                             "dataset scripts)")
@@ -98,6 +100,13 @@ class TrainOptions(BaseOptions):
         p.add_argument("--fid_cache_dir", type=str,
                        default=os.path.join(os.path.expanduser("~"), ".cache", "cut_fid"),
                        help="cache of the real images' Inception features ('' for none)")
+        p.add_argument("--seg_model", type=str, default="drn_d_22", choices=("drn_d_22",),
+                       help="--eval_metric miou: the segmenter")
+        p.add_argument("--seg_weights", type=str, default=None,
+                       help="--eval_metric miou: the segmenter's weights (a local file)")
+        p.add_argument("--seg_labels", type=str, default=None,
+                       help="--eval_metric miou: train-id label maps of the test inputs; default "
+                            "<test source folder>_trainIds (e.g. testB_trainIds)")
         p.add_argument("--tensorboard", action="store_true",
                        help="also log losses, learning rate, images and metrics for TensorBoard "
                             "(<checkpoints_dir>/<name>/tensorboard)")
@@ -148,8 +157,17 @@ class TrainOptions(BaseOptions):
                             f"(got {opt.eval_freq} and {opt.eval_num_test})")
         if opt.eval_freq > 0:  # fail now, not after the first epoch
             from metrics import fid, training_eval
-            training_eval.test_split(opt)
-            fid.resolve_weights(opt.inception_weights)
+            source_dir, _ = training_eval.test_split(opt)
+            if opt.eval_metric in training_eval.SEGMENTATION_METRICS:
+                from models.networks.segmentation import read_weights
+                read_weights(opt.seg_weights)
+                labels = training_eval.seg_label_dir(opt, source_dir)
+                if not os.path.isdir(labels):
+                    raise UserError(f"--eval_metric {opt.eval_metric}: no label maps at {labels}; "
+                                    "pass --seg_labels DIR (datasets/prepare_cityscapes_dataset.py "
+                                    "writes testB_trainIds)")
+            else:
+                fid.resolve_weights(opt.inception_weights)
         if opt.amp == "fp16" and opt.model == "sincut":
             raise UserError("--amp fp16 is not supported with --model sincut (its R1 penalty "
                             "differentiates D's unscaled output); use --amp bf16")

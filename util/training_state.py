@@ -38,7 +38,8 @@ _BOOKKEEPING_OPTIONS = {
     "display_env", "display_port", "display_winsize", "update_html_freq", "print_freq", "no_html",
     "save_latest_freq", "save_epoch_freq", "save_by_iter", "keep_last", "nan_guard",
     "evaluation_freq", "easy_label", "suffix", "eval_freq", "eval_metric", "eval_num_test",
-    "inception_weights", "fid_cache_dir", "tensorboard", "progress",
+    "inception_weights", "fid_cache_dir", "tensorboard", "progress", "seg_model", "seg_weights",
+    "seg_labels",
 }
 
 # Options whose values live in the optimizers' and schedulers' state once training has begun.

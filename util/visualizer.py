@@ -208,14 +208,21 @@ class Visualizer:
 
     def log_metrics(self, record):
         """An evaluation (metrics/training_eval.py): console line, metrics.jsonl, TensorBoard."""
-        kid = f", KID {record['kid']:.5f}" if "kid" in record else ""
-        echo(f"evaluation at epoch {record['epoch']}: FID {record['fid']:.3f}{kid} "
-             f"({record['n_fake']} generated vs {record['n_real']} real images, protocol "
-             f"{record['protocol']})")
+        protocol = record.get("protocol", "unnamed")
+        if "miou" in record:  # --eval_metric miou: the segmentation score, percent
+            echo(f"evaluation at epoch {record['epoch']}: mIoU {100 * record['miou']:.1f}, pixAcc "
+                 f"{100 * record['pixel_acc']:.1f}, classAcc {100 * record['class_acc']:.1f} "
+                 f"({record['n_images']} generated images, protocol {protocol})")
+        else:
+            kid = f", KID {record['kid']:.5f}" if "kid" in record else ""
+            echo(f"evaluation at epoch {record['epoch']}: FID {record['fid']:.3f}{kid} "
+                 f"({record['n_fake']} generated vs {record['n_real']} real images, protocol "
+                 f"{protocol})")
         with open(self.metrics_name, "a") as f:
             f.write(json.dumps(record, default=_json_scalar) + "\n")
         if self.tensorboard is not None:
-            self.tensorboard.scalars(self.step, {k: record[k] for k in ("fid", "kid") if k in record},
+            names = ("fid", "kid", "miou", "pixel_acc", "class_acc")
+            self.tensorboard.scalars(self.step, {k: record[k] for k in names if k in record},
                                      "metrics")
 
     def close(self):
