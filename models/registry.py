@@ -10,6 +10,7 @@ from .cycle_gan_model import CycleGANModel
 from .distance_gan_model import DistanceGANModel
 from .gcgan_model import GcGANModel
 from .sincut_model import SinCUTModel
+from .swap_ae_model import SwapAEModel
 
 MODELS = {
     "cut": CUTModel,
@@ -17,6 +18,7 @@ MODELS = {
     "distance_gan": DistanceGANModel,  # --self_distance: SelfDistance
     "gcgan": GcGANModel,
     "sincut": SinCUTModel,
+    "swap_ae": SwapAEModel,  # Swapping Autoencoder (models/swap_ae_model.py)
 }
 
 
