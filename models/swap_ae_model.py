@@ -79,7 +79,8 @@ def build_networks(opt, names, device="cpu"):
         "D": lambda: SwapAEDiscriminator(opt.crop_size, opt.netD_scale_capacity, opt.use_antialias,
                                          opt.netD_max_nc),
         "Dpatch": lambda: SwapAEPatchDiscriminator(opt.patch_size, opt.netPatchD_scale_capacity,
-                                                   opt.netPatchD_max_nc, opt.use_antialias),
+                                                   opt.netPatchD_max_nc, opt.use_antialias,
+                                                   opt.netPatchD_mlp_nc),
     }
     with torch.device(device):
         return {name: builders[name]() for name in names}
@@ -140,6 +141,9 @@ class SwapAEModel(BaseModel):
                        help="D_patch width multiplier")
         g.add_argument("--netPatchD_max_nc", type=int, default=384,
                        help="D_patch's width cap and feature channels")
+        g.add_argument("--netPatchD_mlp_nc", type=int, default=2048,
+                       help="widths of D_patch's pair MLP: this, this, half of it (the authors fix "
+                            "2048; lower it for CPU-sized runs)")
         g.add_argument("--use_antialias", type=str2bool, nargs="?", const=True, default=True,
                        help="blurred resampling (False: 1x1 filters)")
         p.set_defaults(**SWAPAE_DEFAULTS)
@@ -157,6 +161,8 @@ class SwapAEModel(BaseModel):
                      "netD_max_nc", "netPatchD_max_nc"):
             if getattr(opt, name) < 1:
                 raise UserError(f"--{name} must be a positive integer (got {getattr(opt, name)})")
+        if opt.netPatchD_mlp_nc < 2:
+            raise UserError(f"--netPatchD_mlp_nc must be at least 2 (got {opt.netPatchD_mlp_nc})")
         for name in ("netE_scale_capacity", "netG_scale_capacity", "netD_scale_capacity",
                      "netPatchD_scale_capacity", "netE_nc_steepness"):
             if getattr(opt, name) <= 0:
@@ -364,14 +370,20 @@ class SwapAEModel(BaseModel):
 
     # ------------------------------------------------------------------ resumable state
     def training_state(self):
+        """BaseModel's, plus the step counters (which step comes next, when R1 is due) and the
+        latest value of every loss (a G step logs the D losses of the step before it)."""
         state = super().training_state()
-        state["swap_ae"] = {"steps": self.steps, "d_steps": self.d_steps}
+        losses = {name: float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+                  for name, value in ((n, getattr(self, "loss_" + n)) for n in self.loss_names)}
+        state["swap_ae"] = {"steps": self.steps, "d_steps": self.d_steps, "losses": losses}
         return state
 
     def load_training_state(self, state):
         super().load_training_state(state)
-        counters = state.get("swap_ae", {"steps": 0, "d_steps": 0})
-        self.steps, self.d_steps = counters["steps"], counters["d_steps"]
+        saved = state.get("swap_ae", {})
+        self.steps, self.d_steps = saved.get("steps", 0), saved.get("d_steps", 0)
+        for name, value in saved.get("losses", {}).items():
+            setattr(self, "loss_" + name, value)
 
 
 def check_shapes(opt):
@@ -396,7 +408,10 @@ def check_shapes(opt):
             if "Dpatch" in nets:
                 crops = torch.empty(2, 1, 3, opt.patch_size, opt.patch_size, device="meta")
                 nets["Dpatch"](crops, crops)
-    except (RuntimeError, ValueError, ZeroDivisionError) as err:
+    except ZeroDivisionError:  # an equalised-lr layer with 0 input channels
+        raise UserError("--model swap_ae cannot be built with these capacities (a layer gets 0 "
+                        "channels); raise the *_scale_capacity / *_max_nc options") from None
+    except (RuntimeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"--model swap_ae cannot be built with these sizes and capacities ({reason}); "
                         "check --crop_size, --patch_size and the *_scale_capacity / *_max_nc "

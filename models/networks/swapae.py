@@ -487,6 +487,7 @@ class SwapAEPatchDiscriminator(nn.Module):
         convs       3x3 ConvLayer, residual blocks from patch_size down to 4 px, a residual block
                     to 2 * max_nc, a 3x3 ConvLayer without padding -> max_nc x 2 x 2 per crop
         pairlinear  [f(ref), f(query)] (2 * 4 * max_nc) -> 2048 -> 2048 -> 1024 -> 1
+                    (mlp_nc, mlp_nc, mlp_nc // 2: the authors fix 2048)
 
     `extract_features` runs the crops (B x T x 3 x P x P) through convs, optionally replacing each
     image's T features by their mean (aggregation); `discriminate_features` scores pairs matched
@@ -495,7 +496,7 @@ class SwapAEPatchDiscriminator(nn.Module):
     so here it is the feature size (identical whenever theirs runs).
     """
 
-    def __init__(self, patch_size=128, scale_capacity=4.0, max_nc=384, use_antialias=True):
+    def __init__(self, patch_size=128, scale_capacity=4.0, max_nc=384, use_antialias=True, mlp_nc=2048):
         super().__init__()
         channels = patch_discriminator_channels(scale_capacity, max_nc)
         taps = ANTIALIAS_TAPS if use_antialias else NO_BLUR
@@ -509,10 +510,10 @@ class SwapAEPatchDiscriminator(nn.Module):
         convs.append(("5", ResBlock(width, max_nc * 2, downsample=False)))
         convs.append(("6", ConvLayer(max_nc * 2, max_nc, 3, pad=0)))
         self.convs = nn.Sequential(OrderedDict(convs))
-        self.pairlinear = nn.Sequential(EqualLinear(2 * max_nc * 2 * 2, 2048, activation=True),
-                                        EqualLinear(2048, 2048, activation=True),
-                                        EqualLinear(2048, 1024, activation=True),
-                                        EqualLinear(1024, 1))
+        self.pairlinear = nn.Sequential(EqualLinear(2 * max_nc * 2 * 2, mlp_nc, activation=True),
+                                        EqualLinear(mlp_nc, mlp_nc, activation=True),
+                                        EqualLinear(mlp_nc, mlp_nc // 2, activation=True),
+                                        EqualLinear(mlp_nc // 2, 1))
 
     def extract_features(self, patches, aggregate=False):
         """B x T x 3 x P x P crops -> (B * T) x C x 2 x 2 features (image-major order)."""
