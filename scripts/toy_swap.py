@@ -49,8 +49,8 @@ TOY_ARGS = ["--model", "swap_ae", "--crop_size", "64", "--load_size", "64", "--n
             "--patch_size", "16"]
 BUDGETS = {
     # images, test pairs, batch size, steps (D and G steps alternate: half of each)
-    "full": dict(n_train=1000, n_pairs=48, batch_size=8, steps=2000),
-    "quick": dict(n_train=16, n_pairs=4, batch_size=4, steps=4),
+    "full": dict(n_train=1000, n_pairs=48, batch_size=8, steps=4000, save_epoch_freq=4),
+    "quick": dict(n_train=16, n_pairs=4, batch_size=4, steps=4, save_epoch_freq=1000000),
 }
 QUICK_ARGS = ["--netE_scale_capacity", "0.125", "--global_code_ch", "16", "--netG_scale_capacity",
               "0.03125", "--netD_max_nc", "16", "--netPatchD_max_nc", "16", "--netPatchD_mlp_nc", "16",
@@ -67,6 +67,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     p.add_argument("--force", action="store_true", help="train again even if a checkpoint exists")
+    p.add_argument("--data", default=None, help="the toy data set (default <out>/datasets/swap_toy)")
     args = p.parse_args(argv)
     args.budget = dict(BUDGETS["quick" if args.quick else "full"])
     if args.steps is not None:
@@ -76,52 +77,67 @@ def parse_args(argv):
     return args
 
 
+def epochs_for(budget):
+    return math.ceil(budget["steps"] / (budget["n_train"] // budget["batch_size"]))
+
+
 def train_args(args, dataroot, checkpoints):
     b = args.budget
-    steps_per_epoch = b["n_train"] // b["batch_size"]
-    epochs = math.ceil(b["steps"] / steps_per_epoch)
     return (TOY_ARGS + (QUICK_ARGS if args.quick else [])
             + ["--dataroot", dataroot, "--checkpoints_dir", checkpoints, "--name", NAME,
-               "--batch_size", str(b["batch_size"]), "--n_epochs", str(epochs), "--n_epochs_decay", "0",
-               "--max_dataset_size", str(min(b["n_train"], b["steps"] * b["batch_size"])),
+               "--batch_size", str(b["batch_size"]), "--n_epochs", str(epochs_for(b)), "--n_epochs_decay", "0",
                "--gpu_ids", "-1", "--num_threads", "0", "--seed", str(args.seed), "--display_id", "0",
-               "--print_freq", str(50 * b["batch_size"]), "--save_epoch_freq", "1000000",
+               "--print_freq", str(50 * b["batch_size"]), "--save_epoch_freq", str(b["save_epoch_freq"]),
                "--save_latest_freq", str(500 * b["batch_size"]), "--no_html", "--progress", "off"])
 
 
+def setting(argv):
+    """What decides the training run besides its length."""
+    i = argv.index("--n_epochs")
+    return argv[:i] + argv[i + 2:]
+
+
 def train(args, dataroot, checkpoints):
-    """train.py in a subprocess; returns its wall and CPU seconds and the steps it ran."""
+    """train.py in a subprocess; returns the run's record (argv, steps, wall and CPU seconds).
+
+    A finished run with the same setting is reused; a shorter one is continued with
+    --continue_train (exact resume at a constant learning rate: the same weights as one run of
+    the whole length; the times add up), a longer one is trained again."""
     folder = os.path.join(checkpoints, NAME)
     record_path = os.path.join(folder, "toy_train.json")
+    argv = train_args(args, dataroot, checkpoints)
+    record = None
     if os.path.isfile(record_path) and not args.force:
         with open(record_path) as f:
             record = json.load(f)
-        if record["argv"] == train_args(args, dataroot, checkpoints):
+        if setting(record["argv"]) != setting(argv) or record["epochs"] > epochs_for(args.budget):
+            record = None
+        elif record["epochs"] == epochs_for(args.budget):
             print(f"{NAME}: trained already ({record['steps']} steps), reusing {folder}")
             return record
-    if os.path.isdir(folder):
+    if record is None and os.path.isdir(folder):
         import shutil
         shutil.rmtree(folder)
-    argv = train_args(args, dataroot, checkpoints)
+    command = argv + (["--continue_train"] if record is not None else [])
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    print(f"training: python train.py {' '.join(argv)}")
+    print(f"training: python train.py {' '.join(command)}")
     start = time.time()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + argv, env=env,
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + command, env=env,
                           capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
         raise SystemExit(f"train.py failed:\n{tail}")
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "toy_train.log"), "w") as f:
+    with open(os.path.join(folder, "toy_train.log"), "a") as f:
         f.write(proc.stdout)
     b = args.budget
-    images = min(b["n_train"], b["steps"] * b["batch_size"])
-    steps = (images // b["batch_size"]) * int(argv[argv.index("--n_epochs") + 1])
-    record = {"argv": argv, "steps": steps, "wall_seconds": time.time() - start,
-              "cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-              "threads": args.threads}
+    previous = record or {"wall_seconds": 0.0, "cpu_seconds": 0.0}
+    record = {"argv": argv, "epochs": epochs_for(b), "steps": (b["n_train"] // b["batch_size"]) * epochs_for(b),
+              "wall_seconds": previous["wall_seconds"] + time.time() - start,
+              "cpu_seconds": previous["cpu_seconds"] + (after.ru_utime - before.ru_utime)
+              + (after.ru_stime - before.ru_stime), "threads": args.threads}
     with open(record_path, "w") as f:
         json.dump(record, f, indent=1)
     return record
@@ -215,7 +231,7 @@ def format_table(rows, record, budget, where):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     b = args.budget
-    data = os.path.join(args.out, "datasets", "swap_toy_quick" if args.quick else "swap_toy")
+    data = args.data or os.path.join(args.out, "datasets", "swap_toy_quick" if args.quick else "swap_toy")
     if not os.path.isfile(os.path.join(data, "test", "pairs.json")):
         make_dataset(data, b["n_train"], b["n_pairs"], 64, args.seed)
         print(f"wrote the toy data set to {data}")

@@ -651,3 +651,75 @@ def test_kill_after_a_save_then_resume_is_bit_identical(tmp_path, monkeypatch):
     assert losses_by_iteration(tmp_path / "ck" / "cut") == losses_by_iteration(tmp_path / "ck" / "ref")
     saved = json.loads((tmp_path / "ck" / "ref" / "train_opt.json").read_text())
     assert saved["model"] == "swap_ae" and saved["patch_use_aggregation"] is False
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_with_lazy_r1(tmp_path):
+    """Two CPU processes (gloo), R1 every 2nd D step: the R1 update, whose last biases get no
+    gradient from the penalty itself, must still reduce every parameter (the 0 x logits terms),
+    and both ranks must end with the same weights, those saved."""
+    from test_distributed import assert_ranks_agree, checked, torchrun
+    root = folder(tmp_path, count=8, size=36)
+    out = tmp_path / "out"
+    checked(torchrun(f"--model swap_ae --dataroot {root} {TINY} --batch_size 2 --n_epochs 2 "
+                     f"--R1_once_every 2 --seed 1 --print_freq 2 --checkpoints_dir {tmp_path}/ck "
+                     "--name d", out))
+    final = assert_ranks_agree(out)
+    log = [json.loads(line) for line in (tmp_path / "ck" / "d" / "loss_log.jsonl").read_text().splitlines()]
+    assert any(r["losses"]["D_R1"] > 0 for r in log)  # an R1 step ran (D step 2 of each rank)
+    for name, weights in final.items():
+        saved = torch.load(tmp_path / "ck" / "d" / f"latest_net_{name}.pth", weights_only=True)
+        assert all(torch.equal(saved[k], weights[k]) for k in saved)
+
+
+# ---------------------------------------------------------------- the toy
+
+def test_toy_scores_separate_the_trivial_answers_from_a_swap(tmp_path):
+    """On generated pairs: the ideal swap (structure source's shapes, texture source's texture)
+    scores 100 % everywhere; output = structure keeps the structure and adopts nothing; output
+    = texture adopts everything and keeps no structure; neither is a swap."""
+    from datasets.make_swap_toy import PALETTES, make_dataset, render
+    from metrics.swap_toy_scores import score_swap, summarize
+    data = make_dataset(str(tmp_path / "toy"), n_train=2, n_pairs=12, size=64, seed=3)
+    with open(os.path.join(data, "test", "pairs.json")) as f:
+        pairs = json.load(f)["pairs"]
+
+    def load(rel, mask=False):
+        a = np.asarray(Image.open(os.path.join(data, "test", rel)).convert("RGB"))
+        return a[..., 0] > 127 if mask else a
+
+    rows = {"ideal": [], "structure": [], "texture": []}
+    for p in pairs:
+        S, T = load(p["structure"]), load(p["texture"])
+        args = (S, T, load(p["structure_mask"], True), load(p["texture_mask"], True),
+                PALETTES[p["structure_texture"]["palette"]], PALETTES[p["texture_texture"]["palette"]])
+        ideal = render(p["structure_shapes"], p["texture_texture"], 64)
+        for name, out in (("ideal", ideal), ("structure", S), ("texture", T)):
+            rows[name].append(score_swap(out, *args))
+    ideal, structure, texture = (summarize(rows[k]) for k in ("ideal", "structure", "texture"))
+    assert ideal["iou_structure"] > 0.97 and ideal["swap"] == 100.0
+    assert (structure["structure_kept"], structure["palette_adopted"], structure["pattern_adopted"],
+            structure["swap"]) == (100.0, 0.0, 0.0, 0.0)
+    assert (texture["structure_kept"], texture["palette_adopted"], texture["pattern_adopted"],
+            texture["swap"]) == (0.0, 100.0, 100.0, 0.0)
+    assert texture["iou_structure"] < 0.5
+
+
+@pytest.mark.slow
+def test_toy_quick_writes_the_table_and_grid(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    import subprocess
+    import sys
+    from conftest import ROOT
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "toy_swap.py"), "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = tmp_path / "results" / "toy_swap"
+    report = json.loads((results / "toy_swap.json").read_text())
+    rows = report["rows"]
+    assert list(rows) == ["output = structure image", "output = texture image", "ideal swap (ground truth)",
+                          "untrained model: swap", "trained: reconstruction", "trained: swap"]
+    assert rows["ideal swap (ground truth)"]["swap"] == 100.0 and rows["output = structure image"]["swap"] == 0.0
+    assert report["training"]["steps"] == 4 and "python train.py --model swap_ae" in report["command"]
+    assert "| trained: swap |" in (results / "toy_swap.md").read_text()
+    assert Image.open(results / "toy_swap_grid.png").size == (5 * 64, 5 * 64)
