@@ -310,18 +310,20 @@ class SwapAEModel(BaseModel):
         the backward (the last biases do not enter a gradient with respect to the input), so
         that DistributedDataParallel sees each one, and so that Adam moves their moments with a
         zero gradient as in the authors' PyTorch 1.7 (whose zero_grad kept zeros, not None).
+        Under --compile the discriminators run eagerly here: compiled graphs have no double
+        backward.
         """
         opt = self.opt
         real = self.real_A.detach().requires_grad_(True)
         penalty, anchor = 0.0, 0.0
         if opt.lambda_R1 > 0 and "D" in self.model_names:
-            logits = self.netD(real)
+            logits = eager(self.netD)(real)
             penalty = r1_penalty(logits, real, opt.lambda_R1)
             anchor = logits.sum() * 0.0
         if opt.lambda_patch_R1 > 0 and "Dpatch" in self.model_names:
             ref = self.crops(real).detach().requires_grad_(True)
             target = self.crops(real).detach().requires_grad_(True)
-            logits, = self.netDpatch(ref, target, aggregate=opt.patch_use_aggregation)
+            logits, = eager(self.netDpatch)(ref, target, aggregate=opt.patch_use_aggregation)
             penalty = penalty + patch_r1_penalty(logits, ref, target, opt.lambda_patch_R1)
             anchor = anchor + logits.sum() * 0.0
         self.loss_D_R1 = penalty
@@ -384,6 +386,11 @@ class SwapAEModel(BaseModel):
         self.steps, self.d_steps = saved.get("steps", 0), saved.get("d_steps", 0)
         for name, value in saved.get("losses", {}).items():
             setattr(self, "loss_" + name, value)
+
+
+def eager(net):
+    """The network without its torch.compile wrapper (a (Distributed)DataParallel one stays)."""
+    return getattr(net, "_orig_mod", net)
 
 
 def check_shapes(opt):
