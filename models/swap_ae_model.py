@@ -185,6 +185,10 @@ class SwapAEModel(BaseModel):
         if opt.lambda_L1 == 0 and opt.lambda_GAN == 0 and opt.lambda_PatchGAN == 0:
             raise UserError("--lambda_L1, --lambda_GAN and --lambda_PatchGAN are all 0: the encoder "
                             "and generator have nothing to learn")
+        if getattr(opt, "eval_freq", 0) > 0:
+            raise UserError("--eval_freq scores an image-to-image generator on a test split; swap_ae's "
+                            "G takes a structure and a texture code: leave it at 0 and swap with "
+                            "translate.py --texture / --grid")
         if getattr(opt, "amp", "off") == "fp16":
             raise UserError("--amp fp16 is not supported with --model swap_ae (its R1 penalties "
                             "differentiate the discriminators' unscaled outputs); use --amp bf16")

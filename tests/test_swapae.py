@@ -334,7 +334,8 @@ def test_options_follow_the_authors_church_preset(tmp_path):
                          ("--crop_size 96 --load_size 96", "at least 112"),
                          ("--patch_size 48", "power of 2"), ("--netG_scale_capacity 0.001", "0 channels"),
                          ("--lambda_L1 0 --lambda_GAN 0 --lambda_PatchGAN 0", "nothing to learn"),
-                         ("--patch_min_scale 0.5", "min <= max"), ("--input_nc 1", "RGB")):
+                         ("--patch_min_scale 0.5", "min <= max"), ("--input_nc 1", "RGB"),
+                         ("--eval_freq 1", "translate.py --texture")):
         with pytest.raises(UserError, match=message):
             TrainOptions(f"--model swap_ae --dataroot {root} --checkpoints_dir {tmp_path} {bad}").parse()
 
@@ -478,11 +479,17 @@ def test_steps_alternate_d_and_g_with_lazy_r1(tmp_path):
         after = int(model.optimizer_D.state[first_d].get("step", 0))
         kinds.append((sorted(changed(before, model)), after - adam_steps))
     assert kinds == [(["D", "Dpatch"], 1), (["E", "G"], 0), (["D", "Dpatch"], 2), (["E", "G"], 0)]
-    assert (model.steps, model.d_steps) == (4, 2)
-    assert all(math.isfinite(v) for v in losses.values()) and losses["D_R1"] > 0 and losses["G_L1"] > 0
-    # every parameter of E and G moved in the G step (the noise weights included)
+    # every parameter of D and D_patch moved in a D step (E and G: see below)
     before = snapshot(model)
-    model.steps = 1
+    model.set_input(batches[1])
+    model.optimize_parameters()
+    for name in ("D", "Dpatch"):
+        same = [torch.equal(x, y) for x, y in zip(before[name], dict(model.networks())[name].parameters())]
+        assert not any(same), f"net{name}: {sum(same)} tensors unchanged"
+    assert all(math.isfinite(v) for v in losses.values()) and losses["D_R1"] > 0 and losses["G_L1"] > 0
+    assert (model.steps, model.d_steps) == (5, 3)
+    # every parameter of E and G moved in a G step (the noise weights included)
+    before = snapshot(model)
     model.set_input(batches[0])
     model.optimize_parameters()
     for name in ("E", "G"):
