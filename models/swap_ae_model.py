@@ -19,7 +19,7 @@ non-saturating GAN loss, averaged per sample; every term the mean over its sampl
     D step   lambda_GAN (D_real + D_rec / 2 + D_mix / 2) + lambda_PatchGAN (PatchD_real + PatchD_mix)
              PatchD_real: D_patch(crops(x), other crops(x)) is real; PatchD_mix:
              D_patch(crops(x), crops(mix)) is fake (reference crops from the texture source x_i)
-    R1 step  (every R1_once_every-th D step, after it): 16 x (lambda_R1 / 2 E||grad_x D(x)||^2
+    R1 step  (every R1_once_every-th D step, after it): R1_once_every x (lambda_R1 / 2 E||grad_x D(x)||^2
              + lambda_patch_R1 / 4 E sum_crops ||grad D_patch||^2), as StyleGAN2's lazy R1
     G step   lambda_L1 |rec - x|_1 + lambda_GAN (G_GAN_rec / 2 + G_GAN_mix) + lambda_PatchGAN G_mix
 
@@ -216,6 +216,7 @@ class SwapAEModel(BaseModel):
         self.steps = 0  # optimize_parameters calls so far (even: the next one is a D step)
         self.d_steps = 0  # D steps so far (the authors' discriminator_iter_counter)
         if not self.isTrain:
+            self.netG.freeze_noise(0)  # test.py: the same image always gives the same output
             return
         self.criterionGAN = GANLoss("nonsaturating").to(self.device)
         betas = (opt.beta1, opt.beta2)
