@@ -392,7 +392,7 @@ class StubDpatch(nn.Module):
         self.logits, self.seen, self.k = logits, [], nn.Parameter(torch.ones(()))
 
     def forward(self, ref, *queries, aggregate=False, detach_reference=False):
-        self.seen.append([float(ref.mean())] + [float(q[..., 2:-2, 2:-2].median()) for q in queries])
+        self.seen.append([float(ref.detach().mean())] + [float(q.detach()[..., 2:-2, 2:-2].median()) for q in queries])
         per_crop = lambda c: (c - c.detach()).flatten(2).sum(2).flatten()[:, None]  # noqa: E731
         n = ref.shape[0] * ref.shape[1]
         return [self.k * torch.full((n, 1), value, dtype=ref.dtype) + self.ALPHA * per_crop(ref)
@@ -416,13 +416,16 @@ def test_losses_by_hand_on_a_tiny_batch(tmp_path):
     x = torch.stack([torch.full((3, 32, 32), a), torch.full((3, 32, 32), b)]).double()
     model.set_input({"A": x, "A_paths": ["a", "b"]})
 
+    def value(name):
+        return float(getattr(model, "loss_" + name).detach())
+
     model.compute_D_loss()
-    assert float(model.loss_D_real) == pytest.approx(2 * (softplus(-a) + softplus(-b)) / 2, rel=1e-12)
-    assert float(model.loss_D_rec) == pytest.approx(2 * 0.5 * softplus(2 * a), rel=1e-12)
-    assert float(model.loss_D_mix) == pytest.approx(2 * 0.5 * softplus(a + b), rel=1e-12)
-    assert float(model.loss_PatchD_real) == pytest.approx(3 * softplus(-0.3), rel=1e-12)
-    assert float(model.loss_PatchD_mix) == pytest.approx(3 * softplus(-0.7), rel=1e-12)
-    assert float(model.loss_D) == pytest.approx(sum(float(getattr(model, f"loss_{k}")) for k in (
+    assert value("D_real") == pytest.approx(2 * (softplus(-a) + softplus(-b)) / 2, rel=1e-12)
+    assert value("D_rec") == pytest.approx(2 * 0.5 * softplus(2 * a), rel=1e-12)
+    assert value("D_mix") == pytest.approx(2 * 0.5 * softplus(a + b), rel=1e-12)
+    assert value("PatchD_real") == pytest.approx(3 * softplus(-0.3), rel=1e-12)
+    assert value("PatchD_mix") == pytest.approx(3 * softplus(-0.7), rel=1e-12)
+    assert value("D") == pytest.approx(sum(value(k) for k in (
         "D_real", "D_rec", "D_mix", "PatchD_real", "PatchD_mix")), rel=1e-12)
     # reference and target crops from the real images (mean (a + b) / 2), queries from mix
     ref_mean, target, query = model.netDpatch.seen[-1]
@@ -430,10 +433,10 @@ def test_losses_by_hand_on_a_tiny_batch(tmp_path):
 
     model.netDpatch.logits = [0.2]
     model.compute_G_loss()
-    assert float(model.loss_G_L1) == pytest.approx(0.5 * abs(2 * a - a), rel=1e-12)
-    assert float(model.loss_G_GAN_rec) == pytest.approx(2 * 0.5 * softplus(-2 * a), rel=1e-12)
-    assert float(model.loss_G_GAN_mix) == pytest.approx(2 * softplus(-(a + b)), rel=1e-12)
-    assert float(model.loss_G_mix) == pytest.approx(3 * softplus(-0.2), rel=1e-12)
+    assert value("G_L1") == pytest.approx(0.5 * abs(2 * a - a), rel=1e-12)
+    assert value("G_GAN_rec") == pytest.approx(2 * 0.5 * softplus(-2 * a), rel=1e-12)
+    assert value("G_GAN_mix") == pytest.approx(2 * softplus(-(a + b)), rel=1e-12)
+    assert value("G_mix") == pytest.approx(3 * softplus(-0.2), rel=1e-12)
     assert model.netDpatch.seen[-1][1] == pytest.approx(a + b)
 
     # R1: |grad D|^2 = |w|^2 = 1/n per image -> lambda_R1 / 2 * 1/n.  Patch R1: per crop pair
@@ -441,8 +444,8 @@ def test_losses_by_hand_on_a_tiny_batch(tmp_path):
     # lambda_patch_R1 / 4.  The step's loss is R1_once_every (16) times the penalty.
     loss = model.compute_R1_loss()
     expected = 4 / 2 / n + 6 / 4 * 2 * 3 * 8 * 8 * (0.1 ** 2 + 0.2 ** 2)
-    assert float(model.loss_D_R1) == pytest.approx(expected, rel=1e-12)
-    assert float(loss) == pytest.approx(16 * expected, rel=1e-12)
+    assert value("D_R1") == pytest.approx(expected, rel=1e-12)
+    assert float(loss.detach()) == pytest.approx(16 * expected, rel=1e-12)
 
 
 def test_swap_exchanges_partners():
