@@ -271,7 +271,9 @@ def add_swap_arguments(parser):
     """translate.py's options for swap_ae checkpoints."""
     g = parser.add_argument_group("texture swapping (swap_ae checkpoints)")
     g.add_argument("--texture", default=None, metavar="IMAGE",
-                   help="take the texture from this image and the structure from each INPUT")
+                   help="take the texture from this image and the structure from each INPUT (both "
+                        "scaled to a short side of the training run's --load_size unless --load_size "
+                        "is given; outputs have the INPUTs' sizes)")
     g.add_argument("--texture_mix", default="1", metavar="ALPHAS",
                    help="comma-separated alphas: (1 - a) texture of INPUT + a texture of --texture; "
                         "0 reconstructs, 1 swaps fully (default 1); several give one output each, "
