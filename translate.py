@@ -1,6 +1,8 @@
 """Translate your own images with a trained generator, at their own size.
 
     python translate.py --checkpoint checkpoints/horse2zebra/latest_net_G.pth photos/ --output zebras/
+    python translate.py --checkpoint checkpoints/church_swap --texture sunset.jpg photos/ -o swapped/
+    python translate.py --checkpoint checkpoints/church_swap --grid structures/ textures/ -o grid/
 
 INPUT is an image file, a folder (--recursive to descend) or a glob ('photos/**/*.jpg', quoted).
 Outputs keep the file names and sub-folders (relative to each folder, or to a glob's fixed
@@ -12,6 +14,8 @@ translated.  For paper-style evaluation on a data set use test.py instead.
 Models with a style code (MUNIT, DRIT; pass their checkpoint folder): one random style per image
 by default, `--n_styles K` writes <name>_s0 ... <name>_s<K-1> and <name>_styles (the input and
 the K outputs side by side), `--style_ref IMAGE` translates in the style of a target-domain image.
+A swap_ae checkpoint swaps textures instead (--texture, --texture_mix, --grid:
+models/swap_translation.py).
 """
 import argparse
 import glob
@@ -24,6 +28,7 @@ from tqdm import tqdm
 
 from data.image_folder import is_image_file
 from data.image_io import load_image
+from models import swap_translation
 from models.translator import (ARCH_DEFAULTS, StyleTranslator, check_style_options, load_translator,
                                side_by_side)
 from options.parser import OptionParser
@@ -37,7 +42,7 @@ _GLOB_CHARS = "*?["
 def parse_args(argv):
     p = OptionParser(argv, prog="translate.py", description=__doc__.split("\n\n")[0])
     p.formatter_class = argparse.HelpFormatter  # defaults are stated in the help texts
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--checkpoint", required=True,
                    help="generator weights (*_net_G.pth; *_net_G_A.pth / *_net_G_B.pth for "
                         "CycleGAN) or a checkpoint folder (its latest_net_G.pth)")
@@ -67,6 +72,7 @@ def parse_args(argv):
         extra = dict(nargs="?", const=True) if kind is str2bool else {}
         g.add_argument(f"--{name}", type=kind, default=None, help=f"original default: {default}",
                        **extra)
+    swap_translation.add_swap_arguments(p)
     args = p.parse_args()
     args.overrides = {k: getattr(args, k) for k in ARCH_DEFAULTS if getattr(args, k) is not None}
     return args
@@ -156,6 +162,10 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be at least 1 (got {args.batch_size})")
+    if swap_translation.handles(args):  # swap_ae checkpoints: --texture / --grid
+        return swap_translation.run_swap(args, collect_inputs, plan_outputs, pick_device(args))
+    if not args.inputs:
+        raise UserError("give at least one INPUT: an image file, a folder or a glob")
     planned = plan_outputs(collect_inputs(args.inputs, args.recursive), args)
     if not planned:
         raise UserError(f"no image files in {' '.join(args.inputs)}"

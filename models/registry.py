@@ -11,6 +11,7 @@ from .distance_gan_model import DistanceGANModel
 from .gcgan_model import GcGANModel
 from .munit_model import MUNITModel
 from .sincut_model import SinCUTModel
+from .swap_ae_model import SwapAEModel
 
 MODELS = {
     "cut": CUTModel,
@@ -19,6 +20,7 @@ MODELS = {
     "gcgan": GcGANModel,
     "munit": MUNITModel,  # multimodal: a style code (test.py / translate.py --n_styles)
     "sincut": SinCUTModel,
+    "swap_ae": SwapAEModel,  # Swapping Autoencoder (models/swap_ae_model.py)
 }
 
 

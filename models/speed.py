@@ -23,6 +23,17 @@ def unwrap(net):
             return net
 
 
+def to_channels_last(net):
+    """What net.to(memory_format=torch.channels_last) does, for the 4-D parameters (and their
+    gradients) and buffers only, in place (optimizers keep their parameters): Module.to also
+    converts 5-D tensors, which channels_last cannot hold (StyleGAN2's modulated weights)."""
+    for tensor in list(net.parameters()) + list(net.buffers()):
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+            if tensor.grad is not None:
+                tensor.grad.data = tensor.grad.data.contiguous(memory_format=torch.channels_last)
+
+
 class SpeedOptions:
     """Mixed in by BaseModel; expects `opt`, `device`, `gpu_ids`, `isTrain`, `model_names` and
     `networks()`."""
@@ -61,7 +72,7 @@ class SpeedOptions:
                 networks.set_fast_path(net, False)
         if self.memory_format == torch.channels_last:
             for _, net in self.networks():
-                net.to(memory_format=torch.channels_last)  # in place: optimizers keep their params
+                to_channels_last(net)
             if networks.instance_norm_grad_is_wrong(self.device):
                 # PyTorch's instance_norm backward is wrong for a batch of one with a
                 # channels-last gradient (tests/test_norm_grad_guard.py), which this format
