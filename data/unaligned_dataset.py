@@ -15,9 +15,23 @@ from data.base_dataset import BaseDataset, domain_channels, get_transform
 from data.image_folder import make_dataset
 from data.image_io import load_image
 from util.errors import UserError
+from util.util import str2bool
 
 
 class UnalignedDataset(BaseDataset):
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        if is_train:
+            # A model's preset may have set this already (parser.set_defaults runs before the
+            # dataset adds its options); argparse would otherwise let this default win.
+            preset = parser.get_default("decay_resize_to_crop")
+            parser.add_argument("--decay_resize_to_crop", type=str2bool, nargs="?", const=True,
+                                default=True if preset is None else preset,
+                                help="in the decay epochs (after --n_epochs) resize straight to "
+                                     "--crop_size instead of cropping, as the original CUT code "
+                                     "does; False keeps the random crops all run long")
+        return parser
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -47,11 +61,13 @@ class UnalignedDataset(BaseDataset):
 
     def _transform(self, channels):
         # Fine-tuning switch (Q11): during the decay epochs (current_epoch > n_epochs) resize
-        # straight to crop_size, so resize_and_crop no longer crops (flips stay).  Built per
+        # straight to crop_size, so resize_and_crop no longer crops (flips stay); off with
+        # --decay_resize_to_crop False (DRIT's preset: its authors crop in every epoch).  Built per
         # item, as the original, so the current epoch and options are always respected.
         opt = self.opt
         n_epochs = getattr(opt, 'n_epochs', None)
-        if opt.isTrain and n_epochs is not None and self.current_epoch > n_epochs:
+        if (opt.isTrain and n_epochs is not None and self.current_epoch > n_epochs
+                and getattr(opt, 'decay_resize_to_crop', True)):
             opt = copy.copy(opt)  # never mutate the shared options
             opt.load_size = opt.crop_size
         return get_transform(opt, grayscale=(channels == 1))

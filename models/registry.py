@@ -8,6 +8,7 @@ from util.errors import UserError
 from .cut_model import CUTModel
 from .cycle_gan_model import CycleGANModel
 from .distance_gan_model import DistanceGANModel
+from .drit_model import DRITModel
 from .gcgan_model import GcGANModel
 from .sincut_model import SinCUTModel
 
@@ -15,6 +16,7 @@ MODELS = {
     "cut": CUTModel,
     "cycle_gan": CycleGANModel,
     "distance_gan": DistanceGANModel,  # --self_distance: SelfDistance
+    "drit": DRITModel,  # --drit_ms: DRIT++
     "gcgan": GcGANModel,
     "sincut": SinCUTModel,
 }
