@@ -15,23 +15,9 @@ from data.base_dataset import BaseDataset, domain_channels, get_transform
 from data.image_folder import make_dataset
 from data.image_io import load_image
 from util.errors import UserError
-from util.util import str2bool
 
 
 class UnalignedDataset(BaseDataset):
-
-    @staticmethod
-    def modify_commandline_options(parser, is_train):
-        if is_train:
-            # A model's preset may have set this already (parser.set_defaults runs before the
-            # dataset adds its options); argparse would otherwise let this default win.
-            preset = parser.get_default("decay_resize_to_crop")
-            parser.add_argument("--decay_resize_to_crop", type=str2bool, nargs="?", const=True,
-                                default=True if preset is None else preset,
-                                help="in the decay epochs (after --n_epochs) resize straight to "
-                                     "--crop_size instead of cropping, as the original CUT code "
-                                     "does; False keeps the random crops all run long")
-        return parser
 
     def __init__(self, opt):
         super().__init__(opt)

@@ -216,6 +216,10 @@ class DRITModel(BaseModel):
                            self.optimizer_D_B2, self.optimizer_D_content, self.optimizer_E_content,
                            self.optimizer_E_attr, self.optimizer_G]
         self.batch_in_epoch = 0  # the authors' `it`: it decides the content-only iterations
+        if "crop" in opt.preprocess and opt.crop_size != 216:
+            print(f"notice: --crop_size {opt.crop_size}: DRIT's content discriminator was built for "
+                  f"the authors' 216 px crops; content maps of {opt.crop_size // 4} px are "
+                  f"average-pooled to {nets.CONTENT_SIZE} px first")
         self._epoch_size = None  # images per epoch, read from the data folders when first needed
 
     # ------------------------------------------------------------------ the multimodal interface

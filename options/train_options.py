@@ -58,6 +58,10 @@ class TrainOptions(BaseOptions):
         # optimisation
         p.add_argument("--n_epochs", type=int, default=200, help="number of epochs with the initial learning rate")
         p.add_argument("--n_epochs_decay", type=int, default=200, help="number of epochs to linearly decay learning rate to zero")
+        p.add_argument("--decay_resize_to_crop", type=str2bool, nargs="?", const=True, default=True,
+                       help="in the decay epochs (after --n_epochs) the unaligned dataset resizes "
+                            "straight to --crop_size instead of cropping, as the original CUT code "
+                            "does; False keeps the random crops all run long (DRIT's preset)")
         p.add_argument("--beta1", type=float, default=0.5, help="momentum term of adam")
         p.add_argument("--beta2", type=float, default=0.999, help="momentum term of adam")
         p.add_argument("--lr", type=float, default=0.0002, help="initial learning rate for adam")

@@ -250,12 +250,37 @@ def side_by_side(ours, theirs, args):
             print(f"  {ours_name:16s} {a:14.7g} {b:14.7g} {rel(a, b):10.2e}")
     print(f"\nlargest relative loss difference over {args.iterations} steps: {worst:.2e}")
     lr = ours.opt.lr
-    print(f"\nlargest weight difference after {args.iterations} steps (in units of one update, lr = {lr:g}):")
+    print(f"\nlargest weight difference after {args.iterations} steps, in units of one update (lr = {lr:g});")
+    print("the biases of convolutions followed by an instance norm apart: the norm removes them, so no")
+    print("output depends on them and their gradient is zero but for rounding, which Adam's per-element")
+    print("normalisation turns into steps of about lr in either direction:")
     for name, attr in NETWORKS.items():
-        ours_state, their_state = getattr(ours, "net" + name).state_dict(), getattr(theirs, attr).state_dict()
-        diff = max(float((ours_state[k] - their_state[k]).abs().max()) for k in ours_state)
+        net = getattr(ours, "net" + name)
+        ours_state, their_state = net.state_dict(), getattr(theirs, attr).state_dict()
+        inert = biases_before_instance_norm(net)
+        diffs = {k: float((ours_state[k] - their_state[k]).abs().max()) for k in ours_state}
         moved = max(float((their_state[k] - INITIAL[attr][k]).abs().max()) for k in their_state)
-        print(f"  {name:10s} {diff:.3e} = {diff / lr:.4f} lr   (their weights moved by up to {moved / lr:.2f} lr)")
+        live = max(v for k, v in diffs.items() if k not in inert)
+        line = f"  {name:10s} {live / lr:8.4f} lr (their weights moved by up to {moved / lr:.2f} lr)"
+        if inert:
+            line += f"; {len(inert)} biases before instance norms: {max(diffs[k] for k in inert) / lr:.2f} lr"
+        print(line)
+
+
+def biases_before_instance_norm(net):
+    """Names of the conv biases whose output goes straight into an InstanceNorm (per-channel
+    constants the norm subtracts again)."""
+    names = set()
+    for prefix, module in net.named_modules():
+        children = list(module.named_children())
+        for (name, child), (_, following) in zip(children, children[1:]):
+            conv = child
+            if isinstance(child, torch.nn.Sequential) and len(child) and isinstance(child[-1], torch.nn.Conv2d):
+                conv, name = child[-1], f"{name}.{len(child) - 1}"  # (ReflectionPad, Conv) pairs
+            if (isinstance(conv, torch.nn.Conv2d) and conv.bias is not None
+                    and isinstance(following, torch.nn.InstanceNorm2d)):
+                names.add(f"{prefix}.{name}.bias" if prefix else f"{name}.bias")
+    return names
 
 
 # ---------------------------------------------------------------- the #62 comparison
