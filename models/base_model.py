@@ -132,15 +132,57 @@ class BaseModel(SpeedOptions, Checkpointing, ImageSizeCheck, ABC):
                 loss = loss_fn()
             if self.losses_are_finite(tuple(guard)):
                 self.scaler.scale(loss).backward()
-                if clip_grad_norm is not None:
-                    for optimizer in optimizers:
-                        self.scaler.unscale_(optimizer)
-                        params = [p for group in optimizer.param_groups for p in group["params"]]
-                        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-                for optimizer in optimizers:
-                    self.scaler.step(optimizer)  # skipped by the fp16 scaler after an overflow
-                self._stepped = True
+                self._apply_gradients(optimizers, clip_grad_norm)
         return loss
+
+    def simultaneous_steps(self, updates):
+        """Several updates from one forward graph, every gradient taken before any step.
+
+        `updates` is a list of dicts of `step`'s keyword arguments (optimizers, loss_fn, guard,
+        frozen, clip_grad_norm).  For each in turn: freeze, zero_grad, loss under --amp autocast,
+        the NaN guard, backward keeping the graph for the next one; its gradients are then put
+        aside, so that an optimizer listed in several updates (a player updated twice, as DRIT's
+        encoders and generator) steps once with each update's own gradients.  Once every
+        backward is done, each update's gradients are restored and its optimizers step, in list
+        order.  `step` taking the updates one after another would differentiate the later losses
+        through weights the earlier steps had already changed in place (an autograd error).
+        Returns the losses.  Under --amp fp16 the gradient scaler allows one step per optimizer
+        and iteration, so a model that lists an optimizer twice must refuse fp16.
+        """
+        done = []
+        for k, update in enumerate(updates):
+            optimizers = [optimizer for optimizer in update["optimizers"] if optimizer is not None]
+            with self.frozen(update.get("frozen", ())):
+                for optimizer in optimizers:
+                    optimizer.zero_grad()
+                with self.autocast():
+                    loss = update["loss_fn"]()
+                finite = self.losses_are_finite(tuple(update["guard"]))
+                if finite:
+                    self.scaler.scale(loss).backward(retain_graph=k < len(updates) - 1)
+            params = [p for optimizer in optimizers for group in optimizer.param_groups
+                      for p in group["params"]]
+            grads = [p.grad for p in params]
+            for p in params:
+                p.grad = None  # the next update's backward starts from nothing
+            done.append((optimizers, update.get("clip_grad_norm"), finite, params, grads, loss))
+        for optimizers, clip_grad_norm, finite, params, grads, _ in done:
+            if finite:
+                for p, grad in zip(params, grads):
+                    p.grad = grad
+                self._apply_gradients(optimizers, clip_grad_norm)
+        return [loss for *_, loss in done]
+
+    def _apply_gradients(self, optimizers, clip_grad_norm):
+        """Optional gradient-norm clipping (unscaled first under fp16), then each optimizer's step."""
+        if clip_grad_norm is not None:
+            for optimizer in optimizers:
+                self.scaler.unscale_(optimizer)
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+        for optimizer in optimizers:
+            self.scaler.step(optimizer)  # skipped by the fp16 scaler after an overflow
+        self._stepped = True
 
     def end_iteration(self):
         """After the last update of an iteration: the fp16 scaler adapts its scale (unless the NaN

@@ -8,6 +8,7 @@ from util.errors import UserError
 from .cut_model import CUTModel
 from .cycle_gan_model import CycleGANModel
 from .distance_gan_model import DistanceGANModel
+from .drit_model import DRITModel
 from .gcgan_model import GcGANModel
 from .munit_model import MUNITModel
 from .sincut_model import SinCUTModel
@@ -17,6 +18,7 @@ MODELS = {
     "cut": CUTModel,
     "cycle_gan": CycleGANModel,
     "distance_gan": DistanceGANModel,  # --self_distance: SelfDistance
+    "drit": DRITModel,  # --drit_ms: DRIT++
     "gcgan": GcGANModel,
     "munit": MUNITModel,  # multimodal: a style code (test.py / translate.py --n_styles)
     "sincut": SinCUTModel,

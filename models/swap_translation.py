@@ -304,9 +304,11 @@ def run_swap(args, collect_inputs, plan_outputs, device):
     """translate.py --texture / --grid.  `collect_inputs` and `plan_outputs` are translate.py's
     own (the same input forms and the same overwrite checks)."""
     from data.image_io import load_image
+    from models.translator import check_style_options
     from util.util import save_image
     import numpy as np
 
+    check_style_options("swap_ae", args.n_styles, args.style_ref)  # it swaps textures instead
     if args.texture is not None and args.grid is not None:
         raise UserError("give --texture (with INPUTs) or --grid, not both")
     if args.texture is None and args.grid is None:
