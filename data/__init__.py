@@ -1,4 +1,4 @@
-"""Dataset registry and the DataLoader wrapper (spec 1 and 8.1).
+"""Dataset registry and the DataLoader wrapper.
 
 `--dataset_mode NAME` picks a class from DATASETS; `create_dataset(opt)` returns an iterable
 loader of batches (dicts of stacked tensors plus lists of paths).
@@ -52,7 +52,7 @@ def get_option_setter(name):
 
 
 def create_dataset(opt, shard=None):
-    """Build the dataset named by opt.dataset_mode and wrap it in a loader (spec 8.1).
+    """Build the dataset named by opt.dataset_mode and wrap it in a loader.
 
     `shard` = (rank, world_size, shuffle seed) under torchrun (util.distributed): this process
     then reads only its 1/world_size of every epoch.
@@ -115,7 +115,7 @@ class CustomDatasetDataLoader:
                 self.dataset, num_replicas=self.world_size, rank=rank,
                 shuffle=not opt.serial_batches, seed=shuffle_seed, drop_last=drop_last)
         # Workers are not persistent: each epoch's fresh workers copy the dataset and so see the
-        # current_epoch set by set_epoch (the fine-tuning switch relies on it, Q11).
+        # current_epoch set by set_epoch (the fine-tuning switch relies on it).
         self.dataloader = torch.utils.data.DataLoader(
             self.dataset,
             batch_size=opt.batch_size,

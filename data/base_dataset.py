@@ -1,4 +1,4 @@
-"""BaseDataset and the preprocessing pipeline `get_transform` (spec 8.3).
+"""BaseDataset and the preprocessing pipeline `get_transform`.
 
 `get_transform` reacts to substrings of `opt.preprocess` (so 'scale_width_and_crop' means
 scale_width, then crop) and always ends with make_power_2, an optional flip and the conversion to
@@ -46,7 +46,7 @@ class BaseDataset(data.Dataset, ABC):
     """Base class of all datasets: keeps `opt`, the data root and the current epoch.
 
     `current_epoch` is set by the loader's `set_epoch`; workers are not persistent, so each
-    epoch's fresh workers see the new value (the fine-tuning switch depends on it, Q11).
+    epoch's fresh workers see the new value (the fine-tuning switch depends on it).
     """
     current_epoch = 0
 
@@ -89,7 +89,7 @@ def domain_channels(opt):
 
 
 def _resize_hw(opt):
-    """Target (height, width) of the 'resize' step; Q21: gta2cityscapes halves the height."""
+    """Target (height, width) of the 'resize' step; gta2cityscapes halves the height."""
     height = opt.load_size // 2 if 'gta2cityscapes' in str(opt.dataroot) else opt.load_size
     return height, opt.load_size
 
@@ -122,7 +122,7 @@ def check_preprocess_options(opt):
 
 
 def get_transform(opt, params=None, grayscale=False, method=None, convert=True):
-    """Build the preprocessing pipeline (spec 8.3): PIL image -> tensor in [-1, 1] (CxHxW).
+    """Build the preprocessing pipeline: PIL image -> tensor in [-1, 1] (CxHxW).
 
     `params` fixes the random choices for datasets that draw them themselves: 'size' (height,
     width) for fixsize, 'scale_factor' (fx, fy) for zoom, 'crop_pos' (x, y), 'patch_index' and
@@ -295,7 +295,7 @@ def _crop(img, pos, size):
 
 
 def _patch(img, index, size):
-    """One cell of a size x size grid laid at a random offset (spec 7.4); numpy RNG."""
+    """One cell of a size x size grid laid at a random offset; numpy RNG."""
     _require_size(img, size)
     ow, oh = img.size
     cols, rows = ow // size, oh // size
@@ -319,7 +319,7 @@ def _trim(img, size):
 
 
 def _make_power_2(img, base, method):
-    """Round each side to the nearest multiple of `base` with Python's round (Q20: banker's
+    """Round each side to the nearest multiple of `base` with Python's round (banker's
     rounding, so 286 -> 288 and 290 -> 288).  Sides are kept >= base so tiny images survive."""
     ow, oh = img.size
     width = max(base, int(round(ow / base) * base))

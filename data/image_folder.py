@@ -1,6 +1,6 @@
-"""List the image files under a folder (spec 8.2).
+"""List the image files under a folder.
 
-Deliberate fix of quirk Q13: the original truncates to `max_dataset_size` in filesystem walk
+A deliberate fix: the original truncates to `max_dataset_size` in filesystem walk
 order and only then sorts, so *which* images survive the cut depends on the file system.  We
 sort the complete list first and truncate afterwards, so the same folder always yields the same
 subset on every machine.

@@ -1,4 +1,4 @@
-"""SingleDataset: the images directly under --dataroot, one domain only (spec 8.5).
+"""SingleDataset: the images directly under --dataroot, one domain only.
 
 Returns only 'A' and 'A_paths', so it suits models that translate one direction at test time;
 CUTModel needs 'B' as well and uses the unaligned dataset.

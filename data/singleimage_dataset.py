@@ -1,4 +1,4 @@
-"""SingleImageDataset: one image per domain, seen as 100,000 random crops (spec 7.4, SinCUT).
+"""SingleImageDataset: one image per domain, seen as 100,000 random crops (SinCUT).
 
 Reads <dataroot>/trainA and <dataroot>/trainB in every phase; each must hold exactly one image.
 
@@ -8,7 +8,7 @@ size), cut into a grid of crop_size cells laid at a random offset, and cell `pat
 taken, then flipped with probability 1/2.  Zoom factors are tabulated at construction (numpy)
 and patch indices are a shuffled 0..99999 (Python `random`), as the original.
 
-Zoom sampling (quirk Q12).  The tables repeat each factor for batch_size consecutive indices,
+Zoom sampling.  The tables repeat each factor for batch_size consecutive indices,
 meant to give a whole minibatch one scale, but the loader shuffles indices, so in practice every
 crop of a batch has its own scale.  That effective behaviour is what the paper's results were
 trained with, and it stays the default.  For the intended per-batch zoom pass --serial_batches:

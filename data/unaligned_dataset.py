@@ -1,10 +1,9 @@
-"""UnalignedDataset: two unpaired image folders, <dataroot>/<phase>A and <dataroot>/<phase>B
-(spec 8.4).
+"""UnalignedDataset: two unpaired image folders, <dataroot>/<phase>A and <dataroot>/<phase>B.
 
 Item i pairs A[i mod |A|] with a B image: B[i mod |B|] under --serial_batches, otherwise a
 uniformly random one (Python `random`), so the pairs carry no correspondence.
 
-Deliberate deviation (Q16): images are loaded with the channel count of the side they feed
+Deliberate deviation: images are loaded with the channel count of the side they feed
 (see `domain_channels`), so --input_nc 1 / --output_nc 1 work; the original always loads RGB.
 """
 import copy
@@ -46,7 +45,7 @@ class UnalignedDataset(BaseDataset):
         return f"{self.dir_A} ({self.A_size} images) and {self.dir_B} ({self.B_size} images)"
 
     def _transform(self, channels):
-        # Fine-tuning switch (Q11) of CUT's loader: during the decay epochs (current_epoch >
+        # Fine-tuning switch of CUT's loader: during the decay epochs (current_epoch >
         # n_epochs) resize straight to crop_size, so resize_and_crop no longer crops (flips
         # stay).  --crop_in_decay_epochs keeps cropping instead, as the CycleGAN, DistanceGAN
         # and GcGAN loaders.  Built per item, as the original, so the current epoch and options

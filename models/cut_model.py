@@ -24,7 +24,7 @@ from .base_model import BaseModel
 from .losses import GANLoss, PatchNCELoss
 from .networks.stylegan import check_stylegan_sizes, encoder_layer_count
 
-# --CUT_mode presets (spec 2.5). User flags still override these defaults.
+# --CUT_mode presets. User flags still override these defaults.
 CUT_MODE_DEFAULTS = {
     "cut": dict(nce_idt=True, lambda_NCE=1.0),
     "fastcut": dict(nce_idt=False, lambda_NCE=10.0, flip_equivariance=True,

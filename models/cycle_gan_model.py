@@ -1,4 +1,4 @@
-"""CycleGAN (Zhu et al. 2017), the baseline the CUT paper compares against (spec 2.7 and 13).
+"""CycleGAN (Zhu et al. 2017), the baseline the CUT paper compares against.
 
 Paper name -> code name:
     G: X -> Y, F: Y -> X      netG_A (A -> B), netG_B (B -> A)
@@ -13,7 +13,7 @@ identity terms weighted lambda_identity * lambda_B and lambda_identity * lambda_
 The original CUT repository ships a copy of this model that cannot run (it reads a missing
 `opt.amp`, and its first-batch hook takes no data argument); this one runs in our train.py and
 test.py loop, with the NaN guard, exact resume (the image pools included) and size checks.
-Written from the paper and the spec, not from the original file.
+Written from the paper, not from the original file.
 """
 import itertools
 

@@ -1,4 +1,4 @@
-"""ImagePool: a history of generated images for the discriminators (spec 10.8).
+"""ImagePool: a history of generated images for the discriminators.
 
 Shrivastava et al. 2017 ("Learning from Simulated and Unsupervised Images through Adversarial
 Training", section 2.3) update the discriminator with a buffer of earlier generator outputs

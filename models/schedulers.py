@@ -1,4 +1,4 @@
-"""Learning-rate policies (spec 5.10): stepped once per epoch, except the per-iteration ones.
+"""Learning-rate policies: stepped once per epoch, except the per-iteration ones.
 
     linear, linear_gcgan, linear_2017, step, plateau, cosine
                                     stepped at the end of every epoch (BaseModel.update_learning_rate)

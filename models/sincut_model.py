@@ -6,7 +6,7 @@ values, plus two terms:
     L_D += lambda_R1 / 2 * E_y ||grad_y D(y)||^2     (R1, on every D step, no lazy regularisation)
     L_G += lambda_identity * |G(y) - y|_1            (pixel identity on the target crops)
 
-Presets (spec 2.6): StyleGAN2-based G and D, non-saturating GAN loss, Adam(0.002, betas 0, 0.99),
+Presets: StyleGAN2-based G and D, non-saturating GAN loss, Adam(0.002, betas 0, 0.99),
 64x64 crops of the zoomed images in batches of 16, and PatchNCE with one patch location per layer
 whose negatives are the other crops of the minibatch at that location (a 1 x 16 x 16 logit
 matrix per layer instead of CUT's per-image 256 x 256).

@@ -10,7 +10,7 @@ instance norm, antialiased, RGB -> RGB; SinCUT's presets with model="sincut"), a
 overrides (`ngf=4`, `netG="resnet_6blocks"`, ...) win over both.  Weights that do not fit give
 one line naming the options that probably differ.
 
-Unlike test.py (spec 12), nothing is resized to 256x256: the image is padded by reflection to a
+Unlike test.py, nothing is resized to 256x256: the image is padded by reflection to a
 multiple of what the generator needs, translated, and cropped back.
 
 Models with a style code (MUNIT, DRIT) translate with several networks; for their checkpoint
@@ -45,7 +45,7 @@ from .networks.describe import guess_generator_options
 from .registry import MODELS
 from .sincut_model import SINCUT_DEFAULTS
 
-# The options that shape a generator, with the original's defaults (spec 2.2).
+# The options that shape a generator, with the original's defaults.
 # stylegan_resolution is R = stylegan_resolution(load_size, crop_size) of the training run.
 ARCH_DEFAULTS = dict(model="cut", netG="resnet_9blocks", ngf=64, normG="instance", no_dropout=True,
                      no_antialias=False, no_antialias_up=False, padding_type="reflect",

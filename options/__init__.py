@@ -1,1 +1,1 @@
-"""Command-line options: base, train and test option sets (spec section 2)."""
+"""Command-line options: base, train and test option sets."""

@@ -1,4 +1,4 @@
-"""Options shared by training and testing (spec 2.1, 2.2, 2.8).
+"""Options shared by training and testing.
 
 Parsing order, as in the original: base options -> the model's option setter (may add options
 and change defaults, e.g. CUT/FastCUT presets) -> the dataset's option setter -> strict parse.

@@ -1,4 +1,4 @@
-"""Test options (spec 2.4)."""
+"""Test options."""
 from .base_options import BaseOptions
 
 

@@ -1,4 +1,4 @@
-"""Training options (spec 2.3)."""
+"""Training options."""
 import os
 
 import torch

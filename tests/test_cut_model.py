@@ -85,7 +85,7 @@ def test_data_dependent_init_creates_heads_and_optimizer_before_setup(tmp_path):
     assert not any(True for _ in model.netF.parameters())
     model.data_dependent_initialize(batch(n=1))
     widths = [getattr(model.netF, f"mlp_{l}")[0].in_features for l in range(5)]
-    assert widths == [3, 16, 32, 32, 32]  # image, 2ngf, 4ngf, 4ngf, 4ngf (spec: 3,128,256,256,256 at ngf 64)
+    assert widths == [3, 16, 32, 32, 32]  # image, 2ngf, 4ngf, 4ngf, 4ngf (3, 128, 256, 256, 256 at ngf 64)
     assert model.optimizer_F is not None and len(model.optimizers) == 3
     model.setup(opt)
     assert len(model.schedulers) == 3

@@ -1,6 +1,6 @@
 """Tests of the data package: file listing, image decoding, preprocessing, datasets, loader.
 
-Expected values come from the spec (sect. 8), hand arithmetic or a direct PIL/numpy
+Expected values come from the original's behaviour, hand arithmetic or a direct PIL/numpy
 re-computation, never from running the code under test.
 """
 import os

@@ -73,7 +73,7 @@ def test_patchnce_near_log_of_candidates_for_random_features():
     # Unrelated random unit vectors in D dims have dot products ~ N(0, 1/D), so each logit is
     # ~ N(0, s^2) with s = 1/(sqrt(D) tau) and E[exp(logit)] = exp(s^2/2).  With 255 real
     # negatives (the masked diagonal adds ~exp(-143) = 0) the loss is ~ log(1 + 255 exp(s^2/2)),
-    # the spec's "near ln(257)" plus the spread of the logits.
+    # "near ln(257)" plus the spread of the logits.
     torch.manual_seed(2)
     q = unit_rows(256, 256)
     k = unit_rows(256, 256)

@@ -1,7 +1,7 @@
-"""Unit tests of models/networks: structure, parameter counts and state_dict keys (spec 3, 11, 16),
+"""Unit tests of models/networks: structure, parameter counts and state_dict keys,
 resampling filters, generator layer taps, weight init and patch sampling.
 
-Expected numbers come from the spec (verified against the original) or are recomputed naively here.
+Expected numbers come from the original code or are recomputed naively here.
 """
 import math
 
@@ -99,7 +99,7 @@ def test_batch_norm_generator():
     assert Gb.model[1].bias is None and Gb.model[30].bias is not None
 
 
-def test_norm_none_drops_conv_bias_quirk_q17():
+def test_norm_none_drops_conv_bias_as_the_original():
     Gn = N.define_G(3, 3, 8, 'resnet_4blocks', norm='none')
     assert Gn.model[1].bias is None
     assert Gn.model[12].conv_block[1].bias is None

@@ -4,7 +4,7 @@ Random image sizes (1..80 px a side), PIL modes, preprocess modes and load/crop 
 comes in, the output is a finite float tensor in [-1, 1] with 1 or 3 channels (by input_nc), each
 side a multiple of 4 and equal to what the preprocess mode promises -- or, for an image smaller
 than the crop where the mode does not resize it, a one-line UserError naming the file.  The
-expected sizes are the spec's formulas (sect. 8.3), written out here independently.
+expected sizes are the original's formulas, written out here independently.
 
 Hypothesis runs a fixed, derandomized set of examples so CI is deterministic.
 """

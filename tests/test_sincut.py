@@ -2,7 +2,7 @@
 set, options, and training/testing on the Monet/Etretat pair.
 
 Reference numbers (parameter counts, channel tables, feature shapes, option defaults) are those
-the spec gives for the original code (sections 2.6, 7, 16).
+the original code has.
 """
 import math
 import os
@@ -75,7 +75,7 @@ def param_fd_error(net, loss_of_net, seed=0):
     return abs(exact - fd) / abs(fd)
 
 
-# ---------------------------------------------------------------- structure (spec 7.2, 7.3, 16)
+# ---------------------------------------------------------------- structure
 
 def test_parameter_counts_match_the_original():
     torch.manual_seed(0)
@@ -154,7 +154,7 @@ def test_feature_and_output_shapes():
 
 
 def test_generator_output_is_not_squashed():
-    """Q22: the last layer is a 1x1 conv and a biased leaky ReLU x sqrt(2), with no tanh, so the
+    """the last layer is a 1x1 conv and a biased leaky ReLU x sqrt(2), with no tanh, so the
     image can leave [-1, 1] (a hidden torch.tanh would cap it at 1)."""
     torch.manual_seed(0)
     G = StyleGAN2Generator(10, 2, 16, 1)

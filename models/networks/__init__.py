@@ -18,7 +18,7 @@ from .stylegan import StyleGAN2Discriminator, StyleGAN2Generator, stylegan_resol
 
 def _stylegan_g(n_blocks, inject_noise):
     def build(ngf, resolution=64, num_downsampling=1, **_unused):
-        # input_nc/output_nc are ignored: the StyleGAN2 networks are RGB only (quirk Q16)
+        # input_nc/output_nc are ignored: the StyleGAN2 networks are RGB only
         return StyleGAN2Generator(ngf, n_blocks, resolution, num_downsampling, inject_noise)
     build.n_blocks = n_blocks  # read by option validation (how many layers --nce_layers may tap)
     return build

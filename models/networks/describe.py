@@ -49,7 +49,7 @@ def _guess_resnet(sd):
         filt = {i for i, key in indices.items() if key.endswith(".filt")}
         found["no_antialias"] = not any(i < blocks[0] for i in filt)
         found["no_antialias_up"] = not any(i > blocks[-1] for i in filt)
-        # With dropout the second conv of a block moves from index 5 to 6 (spec 3.3).
+        # With dropout the second conv of a block moves from index 5 to 6.
         found["no_dropout"] = not any(".conv_block.6.weight" in key for key in sd)
     if any(key.endswith(".running_mean") for key in sd):
         found["normG"] = "batch"

@@ -1,4 +1,4 @@
-"""PatchGAN discriminators (spec 3.4).
+"""PatchGAN discriminators.
 
 Default `basic` (3 layers, instance norm, antialias) indices: 0 conv, 1 LReLU, 2 Downsample,
 3 conv, 4 norm, 5 LReLU, 6 Downsample, 7 conv, 8 norm, 9 LReLU, 10 Downsample, 11 conv (256->512),

@@ -1,4 +1,4 @@
-"""ResNet generator of CUT (Johnson et al. style, with anti-aliased resampling), spec 3.3.
+"""ResNet generator of CUT (Johnson et al. style, with anti-aliased resampling).
 
 Layer indices of `model` matter: --nce_layers taps features by index and checkpoints name
 parameters by index.  Default (9 blocks, antialias) indices for a 256x256 input:
@@ -126,7 +126,7 @@ class ResnetGenerator(nn.Module):
         layers empty: return the output image.  Otherwise also collect the output of each listed
         layer index, in ascending index order; with encode_only, return just that list as soon as
         the largest requested index has run, else return (output, feats).  `layers` is never
-        modified (the original appended to it when it held -1, quirk Q4).
+        modified (the original appended to it when it held -1).
         """
         if len(layers) == 0:
             return self.model(input)

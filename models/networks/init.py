@@ -1,4 +1,4 @@
-"""Weight initialisation and device placement of a freshly built network (spec 3.7)."""
+"""Weight initialisation and device placement of a freshly built network."""
 import torch
 import torch.nn as nn
 

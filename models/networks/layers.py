@@ -17,7 +17,7 @@ NORMS = {
     # No affine parameters and no running statistics: InstanceNorm adds nothing to the state_dict.
     'instance': functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
     'batch': functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True),
-    # A plain function, not a partial: that is what makes `conv_bias_for` say "no bias" (quirk Q17).
+    # A plain function, not a partial: that is what makes `conv_bias_for` say "no bias".
     'none': lambda num_features: nn.Identity(),
     # With a learned scale and shift per channel: DistanceGAN's networks (its 2017 copy of the
     # CycleGAN code builds InstanceNorm2d(affine=True)); weight and bias join the state_dict.
@@ -37,7 +37,7 @@ def conv_bias_for(norm_layer):
     """Whether a conv followed by `norm_layer` gets a bias, by the original's rule.
 
     Only InstanceNorm keeps the bias.  BatchNorm's affine shift makes it redundant; with 'none' the
-    original also drops it although nothing replaces it (quirk Q17, kept so checkpoints match).
+    original also drops it although nothing replaces it (kept so checkpoints match).
     """
     if isinstance(norm_layer, functools.partial):
         return norm_layer.func is nn.InstanceNorm2d

@@ -1,4 +1,4 @@
-"""StyleGAN2-style networks of SinCUT (spec 7.2, 7.3), in plain PyTorch on any device.
+"""StyleGAN2-style networks of SinCUT, in plain PyTorch on any device.
 
 The blocks follow Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (2020):
 equalised learning rate (weights drawn from N(0, 1) and scaled by 1/sqrt(fan_in) at run time),
@@ -32,7 +32,7 @@ from .generators import resolve_layer_indices
 BLUR_TAPS = (1, 3, 3, 1)
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' second moment through a leaky ReLU
-RGB = 3  # the original hard-codes three input and output channels (quirk Q16)
+RGB = 3  # the original hard-codes three input and output channels
 RESOLUTIONS = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -310,7 +310,7 @@ class StyleGAN2Encoder(nn.Module):
 class StyleGAN2Decoder(nn.Module):
     """convs: n_blocks // 2 plain ResBlocks, `num_downsampling` upsampling StyledConvs, then a
     1x1 ConvLayer to RGB *with* its fused leaky ReLU: there is no tanh, the output is unbounded
-    (quirk Q22; images are clamped to [-1, 1] only when saved)."""
+    (images are clamped to [-1, 1] only when saved)."""
 
     def __init__(self, ngf, n_blocks, resolution, num_downsampling, inject_noise=True):
         super().__init__()
@@ -355,7 +355,7 @@ class StyleGAN2Generator(nn.Module):
 
         With `layers`, also collect the encoder outputs at those indices (ascending order):
         return just the features if `encode_only`, else (output, features).  `layers` is
-        never modified (the original appended to it when it held -1, quirk Q4).
+        never modified (the original appended to it when it held -1).
         """
         if len(layers) == 0 and not encode_only:
             return self.decoder(self.encoder.convs(input))
