@@ -248,4 +248,4 @@ def test_dataset_scripts_pass_the_papers_settings(tmp_path):
     assert (tmp_path / "res" / "grumpifycat_FastCUT" / "train_latest" / "index.html").is_file()
     bad = subprocess.run(["bash", os.path.join(ROOT, "scripts", "cityscapes.sh"), "train", "Fast"],
                          cwd=ROOT, env=env, capture_output=True, text=True)
-    assert bad.returncode == 2 and "CUT or FastCUT" in bad.stderr
+    assert bad.returncode == 2 and "MODE must be CUT, FastCUT" in bad.stderr

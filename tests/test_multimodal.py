@@ -161,7 +161,7 @@ def test_models_without_a_style_code_refuse_the_options(run, tmp_path):
     cut = make_checkpoint(root, "cut", "cut", "--ngf 4 --ndf 4 --gpu_ids -1 --netG resnet_6blocks")
     translate = load_script("translate")
     with pytest.raises(UserError, match=r"^--model cut has no style code; --n_styles and --style_ref "
-                                        r"work with munit") as info:
+                                        r"work with drit and munit") as info:
         translate.main([str(root / "data" / "testA"), "--checkpoint", str(cut), "-o",
                         str(tmp_path / "out"), "--n_styles", "2", "--device", "cpu"])
     assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
