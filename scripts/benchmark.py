@@ -1,10 +1,11 @@
-"""Training speed and memory of CycleGAN, CUT, FastCUT (and SinCUT when registered), as in the
-CUT paper's Table 1 (horse2zebra, 256x256, batch 1, one GPU: 0.40 / 0.24 / 0.15 s per iteration
-and 4.81 / 3.33 / 2.25 GB for CycleGAN / CUT / FastCUT).
+"""Training speed and memory of every model, as in the CUT paper's Table 1 (horse2zebra, 256x256,
+batch 1, one GPU: 0.40 / 0.24 / 0.15 s per iteration and 4.81 / 3.33 / 2.25 GB for CycleGAN /
+CUT / FastCUT), and the talk's chart of the eight methods of that table (--plot).
 
     python scripts/benchmark.py                                # every model, 256 px, batch 1
     python scripts/benchmark.py --device cpu --iters 10 --warmup 2 --out results/benchmark_cpu
     python scripts/benchmark.py --size 64 --model_options "--ngf 16 --ndf 16"
+    python scripts/benchmark.py --plot docs/footprint.png      # the eight methods, one chart
 
 Each model is measured in a fresh Python process (so one model's allocations, caches and
 warm-up cannot flatter or burden the next), built exactly as train.py builds it: options
@@ -12,14 +13,19 @@ parsed by TrainOptions, a data set of random images written to a temporary folde
 the real loader, data_dependent_initialize on the first batch, setup.  After --warmup training
 iterations, --iters more are timed one by one (set_input + optimize_parameters, the span that
 train.py's `time:` column measures; the GPU is synchronised before and after each), and we
-report the median.  Memory: on a GPU the peak of torch.cuda.max_memory_allocated (tensors only,
+report the mean: what an epoch costs per batch (FastCUT's steps are cheaper when it does not
+flip, DRIT trains only its content discriminator on 2 of every 3 batches, swap_ae alternates D
+and G steps; for those two the counts are rounded up to whole cycles).  DistanceGAN, DRIT and
+swap_ae run at batch 2 at least (a pair is the least their losses take).  Memory: on a GPU the peak of torch.cuda.max_memory_allocated (tensors only,
 no CUDA context or allocator cache); on the CPU the peak resident set size (ru_maxrss) of the
 process minus its value after the imports, i.e. what the model, its optimizers and the training
 steps added (the process's whole peak is reported too).
 
 Writes to --out: benchmark.md (the table, also printed), benchmark.json (every timing at full
 precision, the settings and the machine) and benchmark.png (time and memory relative to
-CycleGAN, the paper's ratios beside ours).  Exit status 0 when every model was measured, 1 when
+CycleGAN, the paper's ratios beside ours).  --plot PNG: the Table 1 methods (the default model
+list then) as one bar each, seconds per iteration and peak memory, with CUT's and FastCUT's
+ratios to CycleGAN written on the chart.  Exit status 0 when every model was measured, 1 when
 one failed (its error is in the table), 2 for a bad option.
 """
 import argparse
@@ -51,7 +57,22 @@ MODEL_FLAGS = {
     "CUT": ["--model", "cut", "--CUT_mode", "CUT"],
     "FastCUT": ["--model", "cut", "--CUT_mode", "FastCUT"],
     "sincut": ["--model", "sincut"],
+    "GcGAN": ["--model", "gcgan"],
+    "DistanceGAN": ["--model", "distance_gan"],
+    "SelfDistance": ["--model", "distance_gan", "--self_distance"],
+    "MUNIT": ["--model", "munit"],
+    "DRIT": ["--model", "drit"],
+    "swap_ae": ["--model", "swap_ae"],
 }
+# The CUT paper's Table 1 / the talk's speed chart: the eight methods --plot draws.
+TABLE1 = ("cycle_gan", "GcGAN", "CUT", "FastCUT", "MUNIT", "DRIT", "DistanceGAN", "SelfDistance")
+# Models that cannot train on batches of one: DistanceGAN's loss needs a pair, DRIT's step takes
+# exactly two images per domain, swap_ae swaps within pairs.  They run at this batch size.
+MIN_BATCH = {"DistanceGAN": 2, "DRIT": 2, "swap_ae": 2}
+# Models whose iterations differ by a fixed cycle: DRIT trains only its content discriminator on
+# 2 of every 3 batches, swap_ae alternates D and G steps.  Warm-up and timed iterations are
+# whole cycles, so the mean is what an epoch costs per batch.
+CYCLE = {"DRIT": 3, "swap_ae": 2}
 REFERENCE = "cycle_gan"  # ratios are relative to this model when it is measured
 
 # --compare: training variants measured against the original's computation (--fast_path False).
@@ -72,6 +93,15 @@ PAPER = {  # Park et al. 2020, Table 1: horse2zebra, 256x256, batch 1, one GPU
 }
 GB = 1e9
 UNSTEADY = 1.5  # slowest / fastest timed iteration above this: the table warns of a busy machine
+
+
+def batch_size_for(label, requested):
+    return max(requested, MIN_BATCH.get(label, 1))
+
+
+def whole_cycles(label, count):
+    cycle = CYCLE.get(label, 1)
+    return -(-count // cycle) * cycle
 
 
 def available_models():
@@ -124,14 +154,18 @@ def measure(config):
 
     with tempfile.TemporaryDirectory(prefix="cut_benchmark_") as work:
         # SinCUT's data set is one image per domain, read as 100,000 crops: two batches suffice.
-        batch = config["batch_size"]
-        write_random_images(work, 1 if label == "sincut" else max(2, batch), config["size"])
+        # Otherwise one epoch holds every timed batch (DRIT's schedule depends on the position
+        # in the epoch: its last two batches are always full updates).
+        batch = batch_size_for(label, config["batch_size"])
+        warmup, iters = whole_cycles(label, config["warmup"]), whole_cycles(label, config["iters"])
+        batches_needed = max(2, warmup + iters + 2)
+        write_random_images(work, 1 if label == "sincut" else batch * batches_needed, config["size"])
         size = str(config["size"])
         argv = (MODEL_FLAGS[label]
                 + ["--dataroot", work, "--checkpoints_dir", os.path.join(work, "ck"), "--name", "bench",
                    "--gpu_ids", "0" if cuda else "-1", "--batch_size", str(batch),
                    "--load_size", size, "--crop_size", size, "--num_threads", "0",
-                   "--max_dataset_size", str(2 * batch), "--display_id", "0", "--seed", "0"]
+                   "--max_dataset_size", str(batch * batches_needed), "--display_id", "0", "--seed", "0"]
                 + config["model_options"] + config.get("variant_flags", []))
         log = io.StringIO()  # the option dump and network summary: train.py's start-up chatter
         try:
@@ -149,11 +183,11 @@ def measure(config):
             raise UserError(errors[-1] if errors else f"bad options for {label}") from None
         params = {name: sum(p.numel() for p in net.parameters()) for name, net in model.networks()}
         say("built (" + ", ".join(f"{n} {c / 1e6:.3f} M" for n, c in params.items())
-            + f"); {config['warmup']} warm-up + {config['iters']} timed iterations")
+            + f"); batch {batch}, {warmup} warm-up + {iters} timed iterations")
 
         times, cpu_times = [], []  # wall clock; CPU time of this process (all its threads)
-        report_every = max(1, config["iters"] // 5)
-        for i in range(config["warmup"] + config["iters"]):
+        report_every = max(1, iters // 5)
+        for i in range(warmup + iters):
             data = batches[i % len(batches)]
             synchronize()
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -161,23 +195,25 @@ def measure(config):
             model.optimize_parameters()
             synchronize()
             elapsed = time.perf_counter() - start
-            if i >= config["warmup"]:
+            if i >= warmup:
                 times.append(elapsed)
                 cpu_times.append(time.process_time() - start_cpu)
                 done = len(times)
-                if done % report_every == 0 or done == config["iters"]:
-                    say(f"iteration {done}/{config['iters']}: {elapsed:.3f} s")
+                if done % report_every == 0 or done == iters:
+                    say(f"iteration {done}/{iters}: {elapsed:.3f} s")
 
         flops = count_training_flops(model, batches[0]) if config.get("count_flops") else None
 
-    median = statistics.median(times)
+    # What a run pays per batch: the mean (FastCUT's steps are bimodal, cheaper when unflipped;
+    # DRIT's and swap_ae's follow a cycle).  The median step is kept for reference.
+    mean = statistics.fmean(times)
     record = {
         "label": label, "argv": argv, "pid": os.getpid(), "gflop_per_iter": flops,
-        "sec_per_iter": median, "sec_per_iter_all": times,
-        "mean_sec_per_iter": statistics.fmean(times),
+        "batch_size": batch, "sec_per_iter": mean, "sec_per_iter_all": times,
+        "mean_sec_per_iter": mean, "median_sec_per_iter": statistics.median(times),
         "cpu_sec_per_iter": statistics.median(cpu_times), "cpu_sec_per_iter_all": cpu_times,
         "cpu_mean_sec_per_iter": statistics.fmean(cpu_times),
-        "images_per_sec": config["batch_size"] / median,
+        "images_per_sec": batch / mean,
         "parameters": params, "torch_threads": torch.get_num_threads(),
     }
     if cuda:
@@ -281,8 +317,9 @@ def format_table(results, settings, machine, ref):
         f"{'/'.join(map(str, threads)) or '?'})"
     memory = "peak allocated (GB)" if settings["device"] == "cuda" else "peak RSS above start-up (GB)"
     lines = [f"Training speed and memory at {settings['size']}x{settings['size']}, batch "
-             f"{settings['batch_size']}, {settings['device']}: {where}; torch {machine['torch']}; median "
-             f"of {settings['iters']} iterations after {settings['warmup']} warm-up"
+             f"{settings['batch_size']} (DistanceGAN, DRIT, swap_ae: 2), {settings['device']}: {where}; "
+             f"torch {machine['torch']}; mean of {settings['iters']} iterations after "
+             f"{settings['warmup']} warm-up (DRIT, swap_ae: whole cycles)"
              + (f"; model options `{' '.join(settings['model_options'])}`" if settings["model_options"] else ""),
              "",
              f"| model | sec/iter | images/s | {memory} | time vs {ref} (paper) | memory vs {ref} (paper) |",
@@ -296,7 +333,8 @@ def format_table(results, settings, machine, ref):
         if "error" in r:
             lines.append(f"| {r['label']} | failed: {r['error']} | | | | |")
             continue
-        lines.append(f"| {r['label']} | {r['sec_per_iter']:.4f} | {r['images_per_sec']:.2f} | "
+        batch = f" (batch {r['batch_size']})" if r["batch_size"] != settings["batch_size"] else ""
+        lines.append(f"| {r['label']}{batch} | {r['sec_per_iter']:.4f} | {r['images_per_sec']:.2f} | "
                      f"{r['memory_bytes'] / GB:.3f} | {ratio(r, 'time_ratio', 'paper_time_ratio')} | "
                      f"{ratio(r, 'memory_ratio', 'paper_memory_ratio')} |")
     unsteady = [r for r in results if "error" not in r
@@ -341,6 +379,57 @@ def plot(results, ref, settings, path):
         ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+DISPLAY_NAMES = {"cycle_gan": "CycleGAN", "SelfDistance": "SelfDistanceGAN"}
+
+
+def footprint_ratios(results):
+    """CUT's and FastCUT's time and memory as fractions of CycleGAN's (None when one is missing)."""
+    by_label = {r["label"]: r for r in results if "error" not in r}
+    ref = by_label.get(REFERENCE)
+    if ref is None:
+        return {}
+    return {label: (by_label[label]["sec_per_iter"] / ref["sec_per_iter"],
+                    by_label[label]["memory_bytes"] / ref["memory_bytes"])
+            for label in ("CUT", "FastCUT") if label in by_label}
+
+
+def plot_footprint(results, settings, machine, path):
+    """The talk's "lighter footprint" chart: seconds per iteration and peak memory of each
+    measured model, one bar each, with CUT's and FastCUT's ratios to CycleGAN written in."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in results if "error" not in r]
+    names = [DISPLAY_NAMES.get(r["label"], r["label"])
+             + (f"\n(batch {r['batch_size']})" if r["batch_size"] != settings["batch_size"] else "")
+             for r in measured]
+    highlight = {"CUT": "tab:red", "FastCUT": "tab:orange"}
+    colors = [highlight.get(r["label"], "tab:gray") for r in measured]
+    memory_unit = "peak allocated GB" if settings["device"] == "cuda" else "peak RSS above start-up, GB"
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, (values, title, fmt) in zip(axes, (
+            ([r["sec_per_iter"] for r in measured], "seconds per iteration", "%.2f"),
+            ([r["memory_bytes"] / GB for r in measured], memory_unit, "%.2f"))):
+        bars = ax.bar(range(len(measured)), values, color=colors)
+        ax.bar_label(bars, fmt=fmt, fontsize=8)
+        ax.set_xticks(range(len(measured)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title)
+        ax.set_ylim(0, 1.25 * max(values))
+    ratios = footprint_ratios(results)
+    if ratios:
+        text = "; ".join(f"{label}: {t:.2f}x the time, {m:.2f}x the memory of CycleGAN"
+                         for label, (t, m) in ratios.items())
+        fig.text(0.5, 0.005, text, ha="center", fontsize=9)
+    where = machine["gpu"] if settings["device"] == "cuda" else f"{machine['cpu']}, {machine['usable_cpus']} cores"
+    fig.suptitle(f"Training cost per iteration at {settings['size']}x{settings['size']} px ({where}; "
+                 f"torch {machine['torch']})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
@@ -434,6 +523,10 @@ def parse_args(argv):
     p.add_argument("--model_options", type=str, default="",
                    help="extra train.py options for every model, e.g. \"--ngf 16 --ndf 16\"")
     p.add_argument("--out", default=os.path.join("results", "benchmark"), help="output folder")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="also draw the Table 1 chart (seconds per iteration and peak memory, one bar "
+                        "per model) into this PNG; the default model list is then the eight "
+                        f"methods of the paper's Table 1 ({', '.join(TABLE1)})")
     p.add_argument("--compare", action="store_true",
                    help="compare training variants (--variants) per model instead of models; "
                         "default models CUT and FastCUT; writes compare.md and compare.json")
@@ -451,6 +544,10 @@ def parse_args(argv):
         raise UserError(f"--repeats must be a positive integer (got {opt.repeats})")
     if opt.compare and opt.models is None:
         opt.models = ["CUT", "FastCUT"]
+    if opt.plot is not None and opt.compare:
+        raise UserError("--plot draws the models' table, not a --compare run; leave one out")
+    if opt.plot is not None and opt.models is None:
+        opt.models = list(TABLE1)
 
     known = available_models()
     by_lower = {label.lower(): label for label in MODEL_FLAGS}
@@ -540,9 +637,12 @@ def main(argv=None):
         f.write("\n")
     if ref is not None:
         plot(results, ref, settings, paths["png"])
+    if opt.plot is not None and any("error" not in r for r in results):
+        plot_footprint(results, settings, machine, opt.plot)
+        paths["footprint"] = opt.plot
     print()
     print(table, end="")
-    print(f"\nwrote {', '.join(paths[k] for k in ('md', 'json', 'png') if os.path.isfile(paths[k]))}")
+    print(f"\nwrote {', '.join(p for p in paths.values() if os.path.isfile(p))}")
     return 1 if any("error" in r for r in results) else 0
 
 
