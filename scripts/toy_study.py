@@ -57,6 +57,11 @@ ROWS = {
     "DistanceGAN": ("Table 1", ["--model", "distance_gan"]),  # the preset's batch of 2
     "SelfDistance": ("Table 1", ["--model", "distance_gan", "--self_distance"]),
     "GcGAN": ("Table 1", ["--model", "gcgan"]),  # cross variant, batch 8
+    # The multimodal baselines: test.py translates each image with one random style (MUNIT) or
+    # attribute (DRIT) drawn from the prior.  DRIT trains on pairs (batch 2) and updates its
+    # encoders and generator on one batch in three (the others train its content discriminator).
+    "MUNIT": ("Table 1", ["--model", "munit"]),
+    "DRIT": ("Table 1", ["--model", "drit"]),
     "CUT": ("Table 1", CUT),
     "FastCUT": ("Table 1", ["--model", "cut", "--CUT_mode", "FastCUT"]),
     # Table 2: CUT with one design choice changed.
