@@ -44,10 +44,10 @@ measures both against the authors' code (docs/models.md).
 import copy
 import functools
 import math
-import os
 from contextlib import contextmanager
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from util.errors import UserError, first_line
@@ -105,6 +105,10 @@ class DRITModel(BaseModel):
     """Content and attribute encoders, two generators, four image and one content discriminator."""
 
     style_dim = nets.NZ  # the attribute code: the multimodal interface (random_styles, style_of)
+    # Under torchrun each update averages its gradients over the ranks itself (BaseModel): the
+    # two encoder/generator updates differentiate one forward graph, and DDP would all-reduce
+    # only the first (util/distributed.py).
+    gradient_sync = "by_hand"
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -156,11 +160,10 @@ class DRITModel(BaseModel):
                             "generator step twice per iteration, which the fp16 gradient scaler "
                             "does not allow); use --amp bf16")
         if len([i for i in str(opt.gpu_ids).split(",") if i.strip() and int(i) >= 0]) > 1:
-            raise UserError("--model drit trains on one device (its batch of 2 is split by role, "
-                            "not shared among GPUs); pass a single --gpu_ids")
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise UserError("--model drit does not support torchrun (its batch of 2 is split by "
-                            "role); run train.py as a single process")
+            raise UserError("--model drit cannot split its batch among GPUs with DataParallel (its "
+                            "batch of 2 is split by role, one image each); pass a single --gpu_ids, "
+                            "or use several GPUs with torchrun --nproc_per_node N train.py ... "
+                            "--gpu_ids 0")
         if getattr(opt, "eval_freq", 0) > 0:
             raise UserError("--eval_freq scores a single-network generator; DRIT translates with "
                             "three networks and a random attribute: leave --eval_freq at 0 and "
@@ -423,12 +426,19 @@ class DRITModel(BaseModel):
     # ------------------------------------------------------------------ one iteration
     @property
     def epoch_size(self):
-        """Images per epoch (the larger domain, capped by --max_dataset_size), as train.py's loader
-        counts them; read once from the data folders."""
+        """Images this process reads per epoch (the larger domain, capped by --max_dataset_size),
+        as train.py's loader counts them; read once from the data folders.  Under torchrun each
+        rank reads its own share (size // ranks, the cap shared alike), and the authors' rule
+        applies to that share: every rank makes the same content-only decisions."""
         if self._epoch_size is None:
             from data import find_dataset_class
             size = len(find_dataset_class(self.opt.dataset_mode)(self.opt))
-            self._epoch_size = int(min(size, self.opt.max_dataset_size))
+            cap = self.opt.max_dataset_size
+            world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            if world > 1:
+                size //= world
+                cap = cap if math.isinf(cap) else math.ceil(cap / world)
+            self._epoch_size = int(min(size, cap))
         return self._epoch_size
 
     @epoch_size.setter
