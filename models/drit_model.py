@@ -182,7 +182,8 @@ class DRITModel(BaseModel):
         self.model_names = ["E_content", "E_attr", "G"]
         self.real_A = self.real_B = None
         if not self.isTrain:
-            self.visual_names = ["real_A", "fake_B", "real_B", "fake_B_style"]
+            # test.py writes the style-code visuals (its StyleVisuals); model.test() gives fake_B
+            self.visual_names = ["real_A", "fake_B"]
             return
 
         self.loss_names = (["D_A", "D_A2", "D_B", "D_B2", "D_content",
@@ -265,8 +266,6 @@ class DRITModel(BaseModel):
                                  f"{self.real_A.shape[0]} and {self.real_B.shape[0]}")
             self._check_size(self.real_A, self.image_paths[0], "a", ("E_content", "E_attr", "D_A"))
             self._check_size(self.real_B, path_B, "b", ("E_content", "E_attr", "D_B"))
-        elif self.real_B is not None:
-            self._check_size(self.real_B, path_B, "b", ("E_attr",))
 
     def _check_size(self, images, path, domain, names):
         """One line naming the file when `images` are too small for a network, as
@@ -307,10 +306,11 @@ class DRITModel(BaseModel):
     def forward(self):
         """Every translation of a full iteration, in one graph (the authors' forward()); the
         random draws (content noise A, B; eps A, B; z_random [, z_random2]; content noise of the
-        re-encoding A, B; its eps A, B) come in the authors' order.  At test time: the test
-        translation (test_forward)."""
+        re-encoding A, B; its eps A, B) come in the authors' order.  At test time: fake_B, A's
+        content with an attribute drawn from the prior (the authors' test.py)."""
         if not self.isTrain:
-            return self.test_forward()
+            self.fake_B = self.translate_with_styles(self.real_A, self.random_styles(self.real_A.shape[0]))
+            return
         self.real_A_encoded, self.real_A_random = self.real_A[:1], self.real_A[1:]
         self.real_B_encoded, self.real_B_random = self.real_B[:1], self.real_B[1:]
         E_c, G = self.netE_content, self.netG
@@ -346,14 +346,6 @@ class DRITModel(BaseModel):
         self.z_attr_recon_b, _, _ = self.encode_attributes(self.fake_B, "b")
         self.fake_A_recon = G(self.z_content_recon_a, self.z_attr_recon_a, "a")
         self.fake_B_recon = G(self.z_content_recon_b, self.z_attr_recon_b, "b")
-
-    def test_forward(self):
-        """fake_B: A's content with an attribute drawn from the prior (the authors' test.py);
-        fake_B_style: with the attribute of the B image beside it (test_transfer.py, using mu)."""
-        self.fake_B = self.translate_with_styles(self.real_A, self.random_styles(self.real_A.shape[0]))
-        self.fake_B_style = None
-        if self.real_B is not None and self.real_B.shape[0] == self.real_A.shape[0]:
-            self.fake_B_style = self.translate_with_styles(self.real_A, self.style_of(self.real_B))
 
     # ------------------------------------------------------------------ losses
     def compute_D_loss(self, name, real, fakes):

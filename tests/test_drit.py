@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -614,14 +615,18 @@ def test_multimodal_interface(tmp_path):
         model.translate_with_styles(images, styles[:2])
 
 
-def test_test_mode_translates_with_a_random_and_a_reference_attribute(tmp_path):
+def test_model_test_translates_with_an_attribute_from_the_prior(tmp_path):
+    """model.test() (test.py writes the shared style-code visuals instead): fake_B is A's
+    content with one prior attribute per image, at the input's size, with or without B."""
     _, model = build(tmp_path, train=False)
-    data = batch(n=1, size=52)
+    data = batch(n=2, size=52)
     model.set_input(data)
+    torch.manual_seed(3)
     model.test()
-    visuals = model.get_current_visuals()
-    assert list(visuals) == ["real_A", "fake_B", "real_B", "fake_B_style"]
-    assert visuals["fake_B"].shape == (1, 3, 52, 52)
+    assert list(model.get_current_visuals()) == ["real_A", "fake_B"]
+    torch.manual_seed(3)
+    expected = model.translate_with_styles(model.real_A, torch.randn(2, model.style_dim))
+    assert model.fake_B.shape == (2, 3, 52, 52) and torch.equal(model.fake_B, expected)
     del data["B"], data["B_paths"]
     model.set_input(data)
     model.test()
@@ -689,6 +694,28 @@ def test_test_py_translates_full_images_with_the_three_test_networks(workdir, ca
     for visual in ("real_A", "fake_B"):
         assert sorted(os.listdir(images / visual)) == ["img_000.png", "img_001.png"], visual
     assert Image.open(images / "fake_B" / "img_000.png").size == (60, 60)  # no 216 center crop
+
+    # K attributes from the prior, the attribute of a reference image, translate.py on the folder
+    common = (f"--dataroot {workdir}/data --checkpoints_dir {workdir}/ck --name ref --model drit "
+              f"--ngf 4 --load_size 60 --crop_size 60 --gpu_ids -1 --num_test 1")
+    assert test.main(f"{common} --results_dir {workdir}/res_k --n_styles 3".split()) == 0
+    images = workdir / "res_k" / "ref" / "test_latest" / "images"
+    assert sorted(os.listdir(images)) == ["fake_B_s0", "fake_B_s1", "fake_B_s2", "real_A", "styles"]
+    outs = [np.asarray(Image.open(images / f"fake_B_s{k}" / "img_000.png"), dtype=float) for k in range(3)]
+    assert all(np.abs(outs[0] - out).mean() > 0.5 for out in outs[1:])  # the attribute matters
+    assert Image.open(images / "styles" / "img_000.png").size == (4 * 60, 60)
+    ref = workdir / "data" / "trainB" / "img_000.png"
+    for k in (0, 1):  # the reference alone decides: the same output whatever the seed
+        assert test.main(f"{common} --results_dir {workdir}/res_ref{k} --style_ref {ref} "
+                         f"--seed {k}".split()) == 0
+    images = [workdir / f"res_ref{k}" / "ref" / "test_latest" / "images" for k in (0, 1)]
+    assert sorted(os.listdir(images[0])) == ["fake_B", "real_A"]
+    assert (images[0] / "fake_B" / "img_000.png").read_bytes() == (images[1] / "fake_B" / "img_000.png").read_bytes()
+    import translate
+    assert translate.main(["--checkpoint", str(workdir / "ck" / "ref"), "--n_styles", "2", "-o",
+                           str(workdir / "tr"), str(workdir / "data" / "trainA" / "img_000.png")]) == 0
+    assert sorted(os.listdir(workdir / "tr")) == ["img_000_s0.png", "img_000_s1.png", "img_000_styles.png"]
+    assert Image.open(workdir / "tr" / "img_000_s0.png").size == (72, 72)  # the input's own size
 
 
 @pytest.mark.slow
