@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import torch
 
-from util.distributed import ranks_where
+from util.distributed import average_gradients, ranks_where
 from util.errors import NonFiniteLossError
 from util.monitor import echo
 
@@ -42,6 +42,11 @@ class BaseModel(SpeedOptions, Checkpointing, ImageSizeCheck, ABC):
 
     # The network that translates A to B: what --eval_freq scores and keeps as best_net_<name>.pth.
     generator_name = "G"
+    # How gradients meet under torchrun: "ddp" (util/distributed.py wraps every network in
+    # DistributedDataParallel) or "by_hand" (no wrapping; each update averages its optimizers'
+    # gradients over the ranks before clipping and stepping, for models that differentiate one
+    # forward graph several times, which DDP's reducer does not follow: see models/drit_model.py).
+    gradient_sync = "ddp"
 
     def __init__(self, opt):
         self.opt = opt
@@ -174,7 +179,11 @@ class BaseModel(SpeedOptions, Checkpointing, ImageSizeCheck, ABC):
         return [loss for *_, loss in done]
 
     def _apply_gradients(self, optimizers, clip_grad_norm):
-        """Optional gradient-norm clipping (unscaled first under fp16), then each optimizer's step."""
+        """Under torchrun with gradient_sync "by_hand" the mean of the ranks' gradients, then
+        optional gradient-norm clipping (unscaled first under fp16), then each optimizer's step."""
+        if self.gradient_sync == "by_hand":
+            average_gradients([p for optimizer in optimizers for group in optimizer.param_groups
+                               for p in group["params"]])  # a no-op in a single process
         if clip_grad_norm is not None:
             for optimizer in optimizers:
                 self.scaler.unscale_(optimizer)

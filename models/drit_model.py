@@ -44,10 +44,10 @@ measures both against the authors' code (docs/models.md).
 import copy
 import functools
 import math
-import os
 from contextlib import contextmanager
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from util.errors import UserError, first_line
@@ -105,6 +105,10 @@ class DRITModel(BaseModel):
     """Content and attribute encoders, two generators, four image and one content discriminator."""
 
     style_dim = nets.NZ  # the attribute code: the multimodal interface (random_styles, style_of)
+    # Under torchrun each update averages its gradients over the ranks itself (BaseModel): the
+    # two encoder/generator updates differentiate one forward graph, and DDP would all-reduce
+    # only the first (util/distributed.py).
+    gradient_sync = "by_hand"
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -156,11 +160,10 @@ class DRITModel(BaseModel):
                             "generator step twice per iteration, which the fp16 gradient scaler "
                             "does not allow); use --amp bf16")
         if len([i for i in str(opt.gpu_ids).split(",") if i.strip() and int(i) >= 0]) > 1:
-            raise UserError("--model drit trains on one device (its batch of 2 is split by role, "
-                            "not shared among GPUs); pass a single --gpu_ids")
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise UserError("--model drit does not support torchrun (its batch of 2 is split by "
-                            "role); run train.py as a single process")
+            raise UserError("--model drit cannot split its batch among GPUs with DataParallel (its "
+                            "batch of 2 is split by role, one image each); pass a single --gpu_ids, "
+                            "or use several GPUs with torchrun --nproc_per_node N train.py ... "
+                            "--gpu_ids 0")
         if getattr(opt, "eval_freq", 0) > 0:
             raise UserError("--eval_freq scores a single-network generator; DRIT translates with "
                             "three networks and a random attribute: leave --eval_freq at 0 and "
@@ -179,7 +182,8 @@ class DRITModel(BaseModel):
         self.model_names = ["E_content", "E_attr", "G"]
         self.real_A = self.real_B = None
         if not self.isTrain:
-            self.visual_names = ["real_A", "fake_B", "real_B", "fake_B_style"]
+            # test.py writes the style-code visuals (its StyleVisuals); model.test() gives fake_B
+            self.visual_names = ["real_A", "fake_B"]
             return
 
         self.loss_names = (["D_A", "D_A2", "D_B", "D_B2", "D_content",
@@ -262,8 +266,6 @@ class DRITModel(BaseModel):
                                  f"{self.real_A.shape[0]} and {self.real_B.shape[0]}")
             self._check_size(self.real_A, self.image_paths[0], "a", ("E_content", "E_attr", "D_A"))
             self._check_size(self.real_B, path_B, "b", ("E_content", "E_attr", "D_B"))
-        elif self.real_B is not None:
-            self._check_size(self.real_B, path_B, "b", ("E_attr",))
 
     def _check_size(self, images, path, domain, names):
         """One line naming the file when `images` are too small for a network, as
@@ -304,10 +306,11 @@ class DRITModel(BaseModel):
     def forward(self):
         """Every translation of a full iteration, in one graph (the authors' forward()); the
         random draws (content noise A, B; eps A, B; z_random [, z_random2]; content noise of the
-        re-encoding A, B; its eps A, B) come in the authors' order.  At test time: the test
-        translation (test_forward)."""
+        re-encoding A, B; its eps A, B) come in the authors' order.  At test time: fake_B, A's
+        content with an attribute drawn from the prior (the authors' test.py)."""
         if not self.isTrain:
-            return self.test_forward()
+            self.fake_B = self.translate_with_styles(self.real_A, self.random_styles(self.real_A.shape[0]))
+            return
         self.real_A_encoded, self.real_A_random = self.real_A[:1], self.real_A[1:]
         self.real_B_encoded, self.real_B_random = self.real_B[:1], self.real_B[1:]
         E_c, G = self.netE_content, self.netG
@@ -343,14 +346,6 @@ class DRITModel(BaseModel):
         self.z_attr_recon_b, _, _ = self.encode_attributes(self.fake_B, "b")
         self.fake_A_recon = G(self.z_content_recon_a, self.z_attr_recon_a, "a")
         self.fake_B_recon = G(self.z_content_recon_b, self.z_attr_recon_b, "b")
-
-    def test_forward(self):
-        """fake_B: A's content with an attribute drawn from the prior (the authors' test.py);
-        fake_B_style: with the attribute of the B image beside it (test_transfer.py, using mu)."""
-        self.fake_B = self.translate_with_styles(self.real_A, self.random_styles(self.real_A.shape[0]))
-        self.fake_B_style = None
-        if self.real_B is not None and self.real_B.shape[0] == self.real_A.shape[0]:
-            self.fake_B_style = self.translate_with_styles(self.real_A, self.style_of(self.real_B))
 
     # ------------------------------------------------------------------ losses
     def compute_D_loss(self, name, real, fakes):
@@ -423,12 +418,19 @@ class DRITModel(BaseModel):
     # ------------------------------------------------------------------ one iteration
     @property
     def epoch_size(self):
-        """Images per epoch (the larger domain, capped by --max_dataset_size), as train.py's loader
-        counts them; read once from the data folders."""
+        """Images this process reads per epoch (the larger domain, capped by --max_dataset_size),
+        as train.py's loader counts them; read once from the data folders.  Under torchrun each
+        rank reads its own share (size // ranks, the cap shared alike), and the authors' rule
+        applies to that share: every rank makes the same content-only decisions."""
         if self._epoch_size is None:
             from data import find_dataset_class
             size = len(find_dataset_class(self.opt.dataset_mode)(self.opt))
-            self._epoch_size = int(min(size, self.opt.max_dataset_size))
+            cap = self.opt.max_dataset_size
+            world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            if world > 1:
+                size //= world
+                cap = cap if math.isinf(cap) else math.ceil(cap / world)
+            self._epoch_size = int(min(size, cap))
         return self._epoch_size
 
     @epoch_size.setter

@@ -9,7 +9,8 @@ Every rank writes into $DDP_TEST_OUT:
 
 and, deterministically (counted in training iterations of this process), these faults:
     DDP_TEST_SIGTERM=R:N  rank R sends itself SIGTERM during its N-th iteration
-    DDP_TEST_NAN=R:N      on rank R, the N-th iteration's generator loss is NaN (the D step is fine)
+    DDP_TEST_NAN=R:N      on rank R, the N-th iteration's generator loss is NaN (the D step is fine;
+                          DRIT: its encoder/generator loss, compute_EG_loss)
 """
 import os
 import signal
@@ -44,7 +45,8 @@ def dump(model, label):
 
 def instrument(model):
     sigterm_at, nan_at = fault("SIGTERM"), fault("NAN")
-    step, compute_G_loss = model.optimize_parameters, model.compute_G_loss
+    g_loss_fn = "compute_G_loss" if hasattr(model, "compute_G_loss") else "compute_EG_loss"
+    step, compute_G_loss = model.optimize_parameters, getattr(model, g_loss_fn)
     iteration = [0]
 
     def optimize_parameters():
@@ -60,7 +62,7 @@ def instrument(model):
         return loss
 
     model.optimize_parameters = optimize_parameters
-    model.compute_G_loss = poisoned_G_loss
+    setattr(model, g_loss_fn, poisoned_G_loss)
 
 
 def main():

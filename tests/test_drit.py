@@ -1,13 +1,14 @@
 """DRITModel and its networks: options and presets, the authors' parameter counts, init and
 layer conventions, every loss by hand and against float64 finite differences, the update
 schedule (content-only iterations, the simultaneous encoder/generator updates of the #62 fix),
-the multimodal interface, and train.py/test.py end to end with exact resume."""
+the multimodal interface, and train.py/test.py end to end with exact resume and under torchrun."""
 import copy
 import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,7 +109,7 @@ def test_registered_with_the_authors_preset_and_eight_adams(tmp_path):
     ("--crop_size 32", r"--crop_size 32 .* at least 61"),
     ("--crop_size 16 --drit_dis_scale 1", r"--crop_size 16 .* at least 33 \(--drit_dis_scale 1\)"),
     ("--amp fp16", r"--amp fp16 is not supported with --model drit.* --amp bf16"),
-    ("--gpu_ids 0,1", r"one device .* single --gpu_ids"),
+    ("--gpu_ids 0,1", r"DataParallel .* single --gpu_ids, or .* torchrun"),
     ("--drit_d_iter 0", r"--drit_d_iter and --drit_dis_scale must be at least 1"),
     ("--drit_lambda_kl -1", r"--drit_lambda_kl must be 0 or more"),
     ("--dataset_mode single", r"--dataset_mode single has no B images"),
@@ -614,14 +615,18 @@ def test_multimodal_interface(tmp_path):
         model.translate_with_styles(images, styles[:2])
 
 
-def test_test_mode_translates_with_a_random_and_a_reference_attribute(tmp_path):
+def test_model_test_translates_with_an_attribute_from_the_prior(tmp_path):
+    """model.test() (test.py writes the shared style-code visuals instead): fake_B is A's
+    content with one prior attribute per image, at the input's size, with or without B."""
     _, model = build(tmp_path, train=False)
-    data = batch(n=1, size=52)
+    data = batch(n=2, size=52)
     model.set_input(data)
+    torch.manual_seed(3)
     model.test()
-    visuals = model.get_current_visuals()
-    assert list(visuals) == ["real_A", "fake_B", "real_B", "fake_B_style"]
-    assert visuals["fake_B"].shape == (1, 3, 52, 52)
+    assert list(model.get_current_visuals()) == ["real_A", "fake_B"]
+    torch.manual_seed(3)
+    expected = model.translate_with_styles(model.real_A, torch.randn(2, model.style_dim))
+    assert model.fake_B.shape == (2, 3, 52, 52) and torch.equal(model.fake_B, expected)
     del data["B"], data["B_paths"]
     model.set_input(data)
     model.test()
@@ -689,3 +694,59 @@ def test_test_py_translates_full_images_with_the_three_test_networks(workdir, ca
     for visual in ("real_A", "fake_B"):
         assert sorted(os.listdir(images / visual)) == ["img_000.png", "img_001.png"], visual
     assert Image.open(images / "fake_B" / "img_000.png").size == (60, 60)  # no 216 center crop
+
+    # K attributes from the prior, the attribute of a reference image, translate.py on the folder
+    common = (f"--dataroot {workdir}/data --checkpoints_dir {workdir}/ck --name ref --model drit "
+              f"--ngf 4 --load_size 60 --crop_size 60 --gpu_ids -1 --num_test 1")
+    assert test.main(f"{common} --results_dir {workdir}/res_k --n_styles 3".split()) == 0
+    images = workdir / "res_k" / "ref" / "test_latest" / "images"
+    assert sorted(os.listdir(images)) == ["fake_B_s0", "fake_B_s1", "fake_B_s2", "real_A", "styles"]
+    outs = [np.asarray(Image.open(images / f"fake_B_s{k}" / "img_000.png"), dtype=float) for k in range(3)]
+    assert all(np.abs(outs[0] - out).mean() > 0.5 for out in outs[1:])  # the attribute matters
+    assert Image.open(images / "styles" / "img_000.png").size == (4 * 60, 60)
+    ref = workdir / "data" / "trainB" / "img_000.png"
+    for k in (0, 1):  # the reference alone decides: the same output whatever the seed
+        assert test.main(f"{common} --results_dir {workdir}/res_ref{k} --style_ref {ref} "
+                         f"--seed {k}".split()) == 0
+    images = [workdir / f"res_ref{k}" / "ref" / "test_latest" / "images" for k in (0, 1)]
+    assert sorted(os.listdir(images[0])) == ["fake_B", "real_A"]
+    assert (images[0] / "fake_B" / "img_000.png").read_bytes() == (images[1] / "fake_B" / "img_000.png").read_bytes()
+    import translate
+    assert translate.main(["--checkpoint", str(workdir / "ck" / "ref"), "--n_styles", "2", "-o",
+                           str(workdir / "tr"), str(workdir / "data" / "trainA" / "img_000.png")]) == 0
+    assert sorted(os.listdir(workdir / "tr")) == ["img_000_s0.png", "img_000_s1.png", "img_000_styles.png"]
+    assert Image.open(workdir / "tr" / "img_000_s0.png").size == (72, 72)  # the input's own size
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_average_every_update_and_agree(tmp_path):
+    """2 CPU ranks (gloo) through tests/ddp_train.py.  12 B images: each rank reads its own 6 per
+    epoch, 3 batches: the first trains D_c alone, the other two are full iterations (with the
+    whole data set's 12 images the second would be content-only too).  In its third iteration
+    rank 1 alone sees a NaN encoder/generator loss: both ranks skip that update, and both still
+    take the generator-alone one.  Both ranks end with the same weights although they started
+    from different ones (rank 0's were broadcast) and trained on different images with different
+    random draws: each update's gradients were averaged over the ranks, the second of the two
+    from one forward graph included (DistributedDataParallel would average only the first)."""
+    import json
+    from test_distributed import assert_ranks_agree, checked, torchrun
+    make_unaligned(tmp_path / "data", splits=("train",), n_a=5, n_b=12, size=36)
+    args = (f"--model drit --dataroot {tmp_path}/data --checkpoints_dir {tmp_path}/ck --name d "
+            "--gpu_ids -1 --display_id 0 --num_threads 0 --print_freq 1 --no_html --load_size 36 "
+            "--crop_size 32 --ngf 4 --ndf 4 --drit_dis_scale 2 --n_epochs 1 --n_epochs_decay 0 "
+            "--seed 3 --nan_guard skip")
+    proc = checked(torchrun(args, tmp_path / "out", nan="1:3"))
+    final = assert_ranks_agree(tmp_path / "out")
+    assert sorted(final) == sorted(NETS)
+    for name, weights in final.items():
+        saved = torch.load(tmp_path / "ck" / "d" / f"latest_net_{name}.pth", weights_only=True)
+        assert all(torch.equal(saved[k], weights[k]) for k in weights), name
+    assert "warning: non-finite loss of rank 1 = nan: update skipped" in proc.stdout
+    assert "warning: 1 updates were skipped by --nan_guard skip" in proc.stdout
+    logged = [json.loads(line)["losses"] for line in
+              (tmp_path / "ck" / "d" / "loss_log.jsonl").read_text().splitlines()]
+    assert [(row["G"] != 0, row["G_alone"] != 0) for row in logged] == [(False, False), (True, True),
+                                                                        (True, True)]
+    assert math.isnan(logged[2]["G"]) and math.isfinite(logged[2]["G_alone"])
+    state = torch.load(tmp_path / "ck" / "d" / "latest_state.pth", weights_only=True)
+    assert state["distributed"]["world_size"] == 2 and state["drit"] == {"batch_in_epoch": 0}

@@ -14,6 +14,8 @@ What each process does under torchrun (see README, "Multi-GPU and multi-node tra
     own random streams (--seed + rank: B-image pick, augmentations, patch locations, flips);
   * the same initial weights: rank 0's parameters and buffers are broadcast to all before the
     networks are wrapped in DistributedDataParallel, netF's lazily built MLP heads included;
+  * the same gradients: DistributedDataParallel averages them during each backward, or, for a
+    model with gradient_sync = "by_hand" (DRIT), `average_gradients` does before each update;
   * the same decisions: a stop signal or a non-finite loss on any rank counts for all (each is one
     tiny all-reduce), otherwise one rank would wait for the others' gradients for ever;
   * rank 0 alone prints, logs, writes options, HTML pages, checkpoints and the resumable state
@@ -119,16 +121,24 @@ class Session:
         Buffers are synchronised once here and never in forward passes: an in-place broadcast
         between two forwards of one step would invalidate tensors the first saved for backward
         (the blur filters), and BatchNorm statistics stay per rank (rank 0's are saved).
+
+        A model with gradient_sync = "by_hand" keeps its networks unwrapped (after the
+        broadcast): DDP's reducer all-reduces a parameter's gradient in the first backward that
+        reaches it after a forward, and ignores later backward passes through the same graph
+        (retain_graph), even with find_unused_parameters or static_graph, so DRIT's second
+        update from one forward would step on each rank's own gradients.  Such a model averages
+        its gradients itself (`average_gradients`, called by BaseModel before each update).
         """
         if not self.enabled:
             model.parallelize()
             return
         device_ids = [self.local_rank] if self.device.type == "cuda" else None
+        by_hand = getattr(model, "gradient_sync", "ddp") == "by_hand"
 
         def wrap(name, net):
             for tensor in list(net.parameters()) + list(net.buffers()):
                 dist.broadcast(tensor.data, src=0)
-            if not any(p.requires_grad for p in net.parameters()):
+            if by_hand or not any(p.requires_grad for p in net.parameters()):
                 return net
             return DistributedDataParallel(net, device_ids=device_ids, forward_sync_buffers=False)
 
@@ -191,6 +201,29 @@ class Session:
             dataset.set_shuffle_seed(saved["sampler_seed"])
         if not self.is_main:
             state["rng"] = state["epoch_rng"] = get_rng_state(dataset.generator)
+
+
+def average_gradients(params):
+    """Replace each gradient of `params` by its mean over the ranks, in place (what DDP does
+    during backward): one all-reduce of a flat copy per device and dtype.  Parameters without a
+    gradient are left out; every rank must hold gradients for the same parameters, which it
+    does when all run the same update (the NaN guard and the stop signal decide for all).
+    Nothing happens in a single process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    groups = {}
+    seen = set()
+    for p in params:
+        if p.grad is not None and id(p) not in seen:
+            seen.add(id(p))
+            groups.setdefault((p.grad.device, p.grad.dtype), []).append(p.grad)
+    world = dist.get_world_size()
+    for grads in groups.values():
+        flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numel,), logical order
+        dist.all_reduce(flat)
+        flat /= world
+        for g, mean in zip(grads, flat.split([g.numel() for g in grads])):
+            g.copy_(mean.view(g.shape))  # copy_ keeps g's memory format (channels_last)
 
 
 def ranks_where(flag, device="cpu"):
