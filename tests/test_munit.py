@@ -515,3 +515,21 @@ def test_killed_then_continued_run_equals_the_uninterrupted_one(tmp_path):
                    for k in ref["networks"][net]), f"net{net} differs"
     assert ref["schedulers"] == got["schedulers"] and ref["schedulers"][0]["last_epoch"] == 8
     assert got["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.5 ** 4)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_agree(tmp_path):
+    """Two CPU processes (gloo): each network is called several times per update (encode,
+    decode, the discriminators in both steps), the discriminators frozen in the generator step;
+    both ranks must end with the same weights, those saved, though they started from different
+    ones (rank 0's were broadcast) and trained on different images."""
+    from test_distributed import assert_ranks_agree, checked, torchrun
+    data = make_unaligned(tmp_path / "data", n_a=4, n_b=4)
+    out = tmp_path / "out"
+    checked(torchrun(f"--dataroot {data} --checkpoints_dir {tmp_path}/ck --name d {RUN}",
+                     out))
+    final = assert_ranks_agree(out)
+    assert sorted(final) == ["D_A", "D_B", "G_A", "G_B"]
+    for name, weights in final.items():
+        saved = torch.load(tmp_path / "ck" / "d" / f"latest_net_{name}.pth", weights_only=True)
+        assert all(torch.equal(saved[k], weights[k]) for k in saved), name
